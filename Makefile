@@ -1,0 +1,38 @@
+# Quick start: `make run` and `make test` on a Debian machine with the Swift toolchain.
+SWIFT ?= swift
+MODEL ?= weights/banking77
+TRIAGE := .build/release/triage
+
+.PHONY: deps build run test bench clean fixtures
+
+deps:
+	@scripts/install-deps.sh
+
+# A release build; the Swift runtime is linked statically so the binary needs only
+# glibc, OpenBLAS and libcurl on the machine it runs on.
+build: deps
+	$(SWIFT) build -c release --product triage --static-swift-stdlib
+
+run: build
+	$(TRIAGE) classify --model $(MODEL) \
+	    "I still have not received my new card, it has been two weeks" \
+	    "How do I top up my account with Apple Pay?" \
+	    "My card payment was declined at the supermarket" \
+	    "What is the weather like in Paris tomorrow?"
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+bench: build
+	$(TRIAGE) bench --model $(MODEL)
+
+# Regenerates every fixture with the Python references (needs network access to PyPI once).
+fixtures:
+	tools/setup_venv.sh
+	tools/.venv/bin/python tools/gen_unicode_tables.py
+	tools/.venv/bin/python tools/gen_tokenizer_fixtures.py
+	tools/.venv/bin/python tools/gen_parity_fixtures.py
+
+clean:
+	rm -rf .build

@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Data flows tokenizer → tensors → kernels → model → classifier → CLI; each module
+// depends only on modules earlier in that chain.
+let package = Package(
+    name: "triage",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "triage", targets: ["TriageCLI"]),
+        .library(name: "Triage", targets: [
+            "TriageSystem", "TriageJSON", "TriageTokenizer", "TriageTensors", "TriageKernels",
+            "TriageModel", "TriageClassifier",
+        ]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries: the only two things an edge box needs besides the binary.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
+                       providers: [.apt(["libcurl4-openssl-dev"])]),
+
+        .target(name: "TriageSystem"),
+        .target(name: "TriageJSON"),
+        .target(name: "TriageTokenizer", dependencies: ["TriageJSON", "TriageSystem"]),
+        .target(name: "TriageTensors", dependencies: ["TriageJSON", "TriageSystem"]),
+        .target(name: "TriageKernels", dependencies: ["CBLAS"]),
+        .target(name: "TriageModel", dependencies: ["TriageJSON", "TriageSystem", "TriageTensors", "TriageKernels"]),
+        .target(name: "TriageClassifier", dependencies: [
+            "TriageJSON", "TriageSystem", "TriageTokenizer", "TriageKernels", "TriageModel",
+        ]),
+        .executableTarget(name: "TriageCLI", dependencies: [
+            "TriageSystem", "TriageJSON", "TriageTokenizer", "TriageTensors", "TriageKernels", "TriageModel",
+            "TriageClassifier",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "TriageTests", dependencies: [
+            "TriageSystem", "TriageJSON", "TriageTokenizer", "TriageTensors", "TriageKernels", "TriageModel",
+            "TriageClassifier",
+        ]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,82 @@
+import ArgumentParser
+import TriageClassifier
+import TriageJSON
+import TriageModel
+import TriageSystem
+
+struct Classify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Classify texts with the edge model.",
+        discussion: """
+            With --json, prints one JSON object per input, in input order: text, label, confidence \
+            (calibrated), out_of_scope, probs (label → calibrated probability), logits (raw, in \
+            label-id order) and tokens (the input length in tokens).
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Flag(help: "Print one JSON object per input.") var json = false
+    @Option(help: "Inputs classified together in one packed batch.") var batchSize = 32
+    @Argument(help: "Texts to classify; without any, one per line on standard input.") var texts: [String] = []
+
+    func validate() throws {
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+    }
+
+    func run() throws {
+        try TriageCLI.run {
+            let inputs = try readInputs(texts)
+            let classifier = try Classifier.load(directory: modelOptions.resolve())
+            var workspace = Workspace()
+            if !json {
+                StandardOutput.write(pad("LABEL", 28) + "  CONF   OOS  TEXT\n")
+            }
+            var start = 0
+            while start < inputs.count {
+                let chunk = Array(inputs[start..<min(start + batchSize, inputs.count)])
+                let results = try classifier.classify(chunk, workspace: &workspace)
+                var out = ""
+                for (text, r) in zip(chunk, results) {
+                    if json {
+                        classificationJSON(text: text, r, labels: classifier.labels).write(to: &out)
+                        out += "\n"
+                    } else {
+                        out += pad(r.label, 28) + "  " + fixed(r.confidence, 3) + "  " + (r.outOfScope ? "yes" : "no ")
+                            + "  " + text + "\n"
+                    }
+                }
+                StandardOutput.write(out)
+                start += batchSize
+            }
+        }
+    }
+}
+
+func classificationJSON(text: String, _ r: Classification, labels: [String]) -> JSONValue {
+    .object([
+        ("text", .string(text)),
+        ("label", .string(r.label)),
+        ("confidence", .float(r.confidence)),
+        ("out_of_scope", .bool(r.outOfScope)),
+        ("probs", .object(zip(labels, r.probabilities).map { ($0, .float($1)) })),
+        ("logits", .array(r.logits.map { .float($0) })),
+        ("tokens", .int(r.tokenCount)),
+    ])
+}
+
+func pad(_ s: String, _ width: Int) -> String {
+    s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
+}
+
+/// A number with a fixed count of decimals, without Foundation's String(format:).
+func fixed(_ x: Double, _ decimals: Int) -> String {
+    guard x.isFinite else { return "\(x)" }
+    var p = 1.0
+    for _ in 0..<decimals { p *= 10 }
+    let scaled = (abs(x) * p).rounded()
+    let whole = Int(scaled / p)
+    var frac = String(Int(scaled.truncatingRemainder(dividingBy: p)))
+    while frac.count < decimals { frac = "0" + frac }
+    return (x < 0 && scaled != 0 ? "-" : "") + String(whole) + (decimals > 0 ? "." + frac : "")
+}
+
+func fixed(_ x: Float, _ decimals: Int) -> String { fixed(Double(x), decimals) }

@@ -1,0 +1,67 @@
+import ArgumentParser
+import TriageSystem
+
+@main
+struct Triage: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "triage",
+        abstract: "A DistilBERT classifier for the edge that answers routine queries offline and escalates the rest.",
+        discussion: """
+            Every command takes --model DIR (a Hugging Face DistilBERT directory); the default is the \
+            model shipped in weights/banking77 (or $TRIAGE_MODEL). Texts come as arguments or, \
+            without arguments, one per line on standard input.
+
+            Exit status: 0 on success, 1 when the work could not be done (missing model, bad file), \
+            64 for a usage error.
+            """,
+        subcommands: [Classify.self, Tokenize.self, Bench.self])
+}
+
+/// The model directory option shared by every command.
+struct ModelOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Model directory (config.json, model.safetensors, vocab.txt).", valueName: "DIR"))
+    var model: String?
+
+    /// --model, else $TRIAGE_MODEL, else the shipped model next to the working directory or
+    /// the executable (an installed binary or one under .build/).
+    func resolve() throws -> String {
+        if let model { return model }
+        if let env = Environment.get("TRIAGE_MODEL"), !env.isEmpty { return env }
+        var candidates = ["weights/banking77"]
+        if let exe = FileSystem.executableDirectory() {
+            candidates += ["\(exe)/../share/triage/banking77", "\(exe)/../../weights/banking77",
+                           "\(exe)/../../../weights/banking77"]
+        }
+        for c in candidates where FileSystem.isDirectory(c) { return c }
+        throw CLIError("no model found: pass --model DIR or set TRIAGE_MODEL (looked in \(candidates.joined(separator: ", ")))")
+    }
+}
+
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The texts to work on: the arguments, else every line of standard input.
+func readInputs(_ arguments: [String]) throws -> [String] {
+    if !arguments.isEmpty { return arguments }
+    var reader = LineReader()
+    var lines: [String] = []
+    while let line = reader.next() { lines.append(line) }
+    guard !lines.isEmpty else { throw ValidationError("no input: give texts as arguments or one per line on standard input") }
+    return lines
+}
+
+/// Runs a command body, turning engine errors into one clear line on stderr and exit 1.
+func run(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as ValidationError {
+        throw e
+    } catch let e as ExitCode {
+        throw e
+    } catch {
+        StandardError.write("triage: error: \(error)\n")
+        throw ExitCode.failure
+    }
+}

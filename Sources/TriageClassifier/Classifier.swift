@@ -1,0 +1,136 @@
+import TriageJSON
+import TriageKernels
+import TriageModel
+import TriageSystem
+import TriageTokenizer
+
+public struct ClassifierError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// How raw logits become a decision, from the model directory's `triage.json`:
+/// temperature scaling for calibrated probabilities, and the out-of-scope rule.
+public struct Calibration: Sendable, Equatable {
+    /// Probabilities are softmax(logits / temperature).
+    public var temperature: Float = 1
+    /// The label that means "none of the intents this model knows".
+    public var outOfScopeLabel: String? = nil
+    /// Below this calibrated confidence a prediction is also treated as out of scope.
+    public var minConfidence: Float = 0
+
+    public init(temperature: Float = 1, outOfScopeLabel: String? = nil, minConfidence: Float = 0) {
+        self.temperature = temperature; self.outOfScopeLabel = outOfScopeLabel; self.minConfidence = minConfidence
+    }
+
+    public static func load(directory: String) throws -> Calibration {
+        let path = FileSystem.join(directory, "triage.json")
+        guard FileSystem.exists(path) else { return Calibration() }
+        let json: JSONValue
+        do { json = try JSONValue.parse(FileSystem.readText(path)) } catch { throw ClassifierError("\(path): \(error)") }
+        var c = Calibration()
+        if let t = json["temperature"]?.doubleValue {
+            guard t > 0, t.isFinite else { throw ClassifierError("\(path): temperature must be positive") }
+            c.temperature = Float(t)
+        }
+        c.outOfScopeLabel = json["out_of_scope_label"]?.stringValue
+        if let m = json["min_confidence"]?.doubleValue {
+            guard m >= 0, m <= 1 else { throw ClassifierError("\(path): min_confidence must be within 0...1") }
+            c.minConfidence = Float(m)
+        }
+        return c
+    }
+}
+
+public struct Classification: Sendable {
+    public var label: String
+    public var labelId: Int
+    /// The calibrated probability of `label`.
+    public var confidence: Float
+    /// Calibrated probabilities in label-id order.
+    public var probabilities: [Float]
+    /// Raw network logits in label-id order.
+    public var logits: [Float]
+    public var outOfScope: Bool
+    public var tokenCount: Int
+}
+
+/// Text in, decision out: the tokenizer, the model and the calibration of one directory.
+public final class Classifier: Sendable {
+    public let directory: String
+    public let tokenizer: WordPieceTokenizer
+    public let model: DistilBertModel
+    public let calibration: Calibration
+    public var labels: [String] { model.config.labels }
+
+    public init(directory: String, tokenizer: WordPieceTokenizer, model: DistilBertModel, calibration: Calibration) {
+        self.directory = directory; self.tokenizer = tokenizer; self.model = model; self.calibration = calibration
+    }
+
+    public static func load(directory: String) throws -> Classifier {
+        guard FileSystem.isDirectory(directory) else { throw ClassifierError("model directory \(directory) does not exist") }
+        let weights: DistilBertWeights
+        do { weights = try DistilBertWeights.load(directory: directory) } catch { throw ClassifierError("\(error)") }
+        guard weights.head != nil else {
+            throw ClassifierError("\(directory) holds an encoder without a classification head (no pre_classifier/classifier tensors)")
+        }
+        let tokenizer: WordPieceTokenizer
+        do { tokenizer = try WordPieceTokenizer.load(directory: directory) } catch { throw ClassifierError("\(directory): \(error)") }
+        guard tokenizer.vocabulary.count == weights.config.vocabSize else {
+            throw ClassifierError("\(directory): vocab.txt has \(tokenizer.vocabulary.count) tokens but the model expects \(weights.config.vocabSize)")
+        }
+        let calibration = try Calibration.load(directory: directory)
+        if let oos = calibration.outOfScopeLabel, calibration.minConfidence == 0, !weights.config.labels.contains(oos) {
+            throw ClassifierError("\(directory)/triage.json names out-of-scope label '\(oos)', which the model does not have")
+        }
+        return Classifier(directory: directory, tokenizer: tokenizer, model: DistilBertModel(weights: weights),
+                          calibration: calibration)
+    }
+
+    /// The longest input the model takes, in tokens including [CLS] and [SEP].
+    public var maxTokens: Int { min(tokenizer.options.maxLength, model.config.maxPositionEmbeddings) }
+
+    public func encode(_ texts: [String]) -> PackedSequences {
+        var tokens: [Int32] = [], lengths: [Int] = []
+        for t in texts {
+            let e = tokenizer.encode(t, maxLength: maxTokens)
+            tokens += e.ids
+            lengths.append(e.count)
+        }
+        return PackedSequences(tokens: tokens, lengths: lengths)
+    }
+
+    /// Classifies texts together (one packed batch); results are in input order.
+    public func classify(_ texts: [String], workspace: inout Workspace) throws -> [Classification] {
+        if texts.isEmpty { return [] }
+        let input = encode(texts)
+        let output: ModelOutput
+        do { output = try model.forward(input, workspace: &workspace) } catch { throw ClassifierError("\(error)") }
+        return (0..<texts.count).map { decide(logits: Array(output.logits($0)), tokenCount: input.lengths[$0]) }
+    }
+
+    public func classify(_ text: String) throws -> Classification {
+        var ws = Workspace()
+        return try classify([text], workspace: &ws)[0]
+    }
+
+    /// Calibrated probabilities and the out-of-scope rule applied to raw logits.
+    public func decide(logits: [Float], tokenCount: Int = 0) -> Classification {
+        let probs = Self.softmax(logits, temperature: calibration.temperature)
+        var best = 0
+        for i in probs.indices where probs[i] > probs[best] { best = i }
+        let label = labels[best]
+        let oos = label == calibration.outOfScopeLabel || probs[best] < calibration.minConfidence
+        return Classification(label: label, labelId: best, confidence: probs[best], probabilities: probs,
+                              logits: logits, outOfScope: oos, tokenCount: tokenCount)
+    }
+
+    public static func softmax(_ logits: [Float], temperature: Float = 1) -> [Float] {
+        guard let m = logits.max() else { return [] }
+        var e = logits.map { FastMath.exp(($0 - m) / temperature) }
+        let s = e.reduce(0, +)
+        for i in e.indices { e[i] /= s }
+        return e
+    }
+}

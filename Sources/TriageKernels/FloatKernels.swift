@@ -1,0 +1,245 @@
+// FP32 kernels for the parts of the forward pass that are not matrix products: bias,
+// LayerNorm, GELU, ReLU and the masked softmax. Each has a plain scalar reference beside
+// it (`Reference`), and the tests hold the two against each other.
+//
+// The fast versions are `@inlinable` on purpose: an instruction-set module compiled for
+// AVX2 or AVX-512 calls them and gets its own vectorised copy.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import CBLAS
+
+public typealias FloatVector = SIMD16<Float>
+
+public enum FloatKernels {
+    /// y[M×N] = x[M×K] · wᵀ (+ bias), with `w` in PyTorch layout [N×K]; OpenBLAS does the work.
+    /// `ldx`/`ldy` are row strides (default K and N).
+    @inlinable
+    public static func linear(_ x: UnsafePointer<Float>, rows m: Int, inFeatures k: Int, ldx: Int? = nil,
+                              weight w: UnsafePointer<Float>, bias: UnsafePointer<Float>?, outFeatures n: Int,
+                              into y: UnsafeMutablePointer<Float>, ldy: Int? = nil)
+    {
+        let ldy = ldy ?? n
+        if m == 0 { return }
+        if let bias {
+            for r in 0..<m { (y + r * ldy).update(from: bias, count: n) }
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k),
+                    1, x, Int32(ldx ?? k), w, Int32(k), bias == nil ? 0 : 1, y, Int32(ldy))
+    }
+
+    /// x = LayerNorm(x + residual) row by row, over `n` features. Two-pass mean/variance
+    /// in FP32 (as PyTorch computes it), eps inside the square root.
+    @inlinable
+    public static func addLayerNorm(_ x: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?,
+                                    rows m: Int, features n: Int,
+                                    gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float)
+    {
+        for r in 0..<m {
+            let row = x + r * n
+            if let residual {
+                let res = residual + r * n
+                var i = 0
+                while i + 16 <= n {
+                    let v = FloatVector(load: row + i) + FloatVector(load: res + i)
+                    v.store(row + i)
+                    i += 16
+                }
+                while i < n { row[i] += res[i]; i += 1 }
+            }
+            layerNormRow(row, n: n, gamma: gamma, beta: beta, eps: eps)
+        }
+    }
+
+    @inlinable
+    static func layerNormRow(_ row: UnsafeMutablePointer<Float>, n: Int,
+                             gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float)
+    {
+        var acc = FloatVector(repeating: 0)
+        var i = 0
+        while i + 16 <= n { acc += FloatVector(load: row + i); i += 16 }
+        var sum = acc.sum()
+        while i < n { sum += row[i]; i += 1 }
+        let mean = sum / Float(n)
+        let meanV = FloatVector(repeating: mean)
+        acc = FloatVector(repeating: 0)
+        i = 0
+        while i + 16 <= n { let d = FloatVector(load: row + i) - meanV; acc += d * d; i += 16 }
+        var sq = acc.sum()
+        while i < n { let d = row[i] - mean; sq += d * d; i += 1 }
+        let inv = 1 / (Float(sq / Float(n)) + eps).squareRoot()
+        let invV = FloatVector(repeating: inv)
+        i = 0
+        while i + 16 <= n {
+            let v = (FloatVector(load: row + i) - meanV) * invV * FloatVector(load: gamma + i) + FloatVector(load: beta + i)
+            v.store(row + i)
+            i += 16
+        }
+        while i < n { row[i] = (row[i] - mean) * inv * gamma[i] + beta[i]; i += 1 }
+    }
+
+    /// Exact-erf GELU, x · ½(1 + erf(x/√2)), in place.
+    @inlinable
+    public static func gelu(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        let half = FloatVector(repeating: 0.5), one = FloatVector(repeating: 1)
+        let invSqrt2 = FloatVector(repeating: 0.70710678118654752)
+        var i = 0
+        while i + 16 <= count {
+            let v = FloatVector(load: x + i)
+            (half * v * (one + FastMath.erf(v * invSqrt2))).store(x + i)
+            i += 16
+        }
+        while i < count { x[i] = 0.5 * x[i] * (1 + FastMath.erf(x[i] * 0.70710678118654752)); i += 1 }
+    }
+
+    @inlinable
+    public static func relu(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count where !(x[i] > 0) { x[i] = 0 }
+    }
+
+    /// Softmax over the first `n` entries of a row, in place.
+    @inlinable
+    public static func softmaxRow(_ row: UnsafeMutablePointer<Float>, count n: Int) {
+        var maxV = FloatVector(repeating: -.infinity)
+        var i = 0
+        while i + 16 <= n { maxV = pointwiseMax(maxV, FloatVector(load: row + i)); i += 16 }
+        var mx = maxV.max()
+        while i < n { mx = max(mx, row[i]); i += 1 }
+        let mxV = FloatVector(repeating: mx)
+        var sumV = FloatVector(repeating: 0)
+        i = 0
+        while i + 16 <= n {
+            let e = FastMath.exp(FloatVector(load: row + i) - mxV)
+            e.store(row + i)
+            sumV += e
+            i += 16
+        }
+        var sum = sumV.sum()
+        while i < n { let e = FastMath.exp(row[i] - mx); row[i] = e; sum += e; i += 1 }
+        let inv = FloatVector(repeating: 1 / sum)
+        i = 0
+        while i + 16 <= n { (FloatVector(load: row + i) * inv).store(row + i); i += 16 }
+        while i < n { row[i] *= 1 / sum; i += 1 }
+    }
+}
+
+extension SIMD16 where Scalar == Float {
+    @inlinable @inline(__always)
+    public init(load p: UnsafePointer<Float>) {
+        self = UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+    }
+    @inlinable @inline(__always)
+    public init(load p: UnsafeMutablePointer<Float>) { self.init(load: UnsafePointer(p)) }
+    @inlinable @inline(__always)
+    public func store(_ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: self, as: SIMD16<Float>.self)
+    }
+}
+
+/// Vectorisable erf and exp with errors of a few ulp, far below what the 1e-4 logit
+/// parity budget can see, and much cheaper than calling libm per element.
+public enum FastMath {
+    /// erf(x) as x·P(x²)/Q(x²) on [-4, 4] (outside, erf is ±1 in FP32): the rational
+    /// minimax approximation Eigen and XLA use for float.
+    @inlinable @inline(__always)
+    public static func erf(_ a: FloatVector) -> FloatVector {
+        let x = a.clamped(lowerBound: FloatVector(repeating: -4), upperBound: FloatVector(repeating: 4))
+        let x2 = x * x
+        var p = FloatVector(repeating: -2.72614225801306e-10)
+        p = p * x2 + FloatVector(repeating: 2.77068142495902e-08)
+        p = p * x2 + FloatVector(repeating: -2.10102402082508e-06)
+        p = p * x2 + FloatVector(repeating: -5.69250639462346e-05)
+        p = p * x2 + FloatVector(repeating: -7.34990630326855e-04)
+        p = p * x2 + FloatVector(repeating: -2.95459980854025e-03)
+        p = p * x2 + FloatVector(repeating: -1.60960333262415e-02)
+        p = p * x
+        var q = FloatVector(repeating: -1.45660718464996e-05)
+        q = q * x2 + FloatVector(repeating: -2.13374055278905e-04)
+        q = q * x2 + FloatVector(repeating: -1.68282697438203e-03)
+        q = q * x2 + FloatVector(repeating: -7.37332916720468e-03)
+        q = q * x2 + FloatVector(repeating: -1.42647390514189e-02)
+        return p / q
+    }
+
+    @inlinable @inline(__always)
+    public static func erf(_ a: Float) -> Float { erf(FloatVector(repeating: a))[0] }
+
+    /// e^x: x = n·ln2 + r with |r| ≤ ln2/2, a degree-6 polynomial for e^r, 2^n from the
+    /// exponent bits. Inputs below -87.3 give 0, as expf underflows there.
+    @inlinable @inline(__always)
+    public static func exp(_ a: FloatVector) -> FloatVector {
+        let x = a.clamped(lowerBound: FloatVector(repeating: -87.33654), upperBound: FloatVector(repeating: 88.72283))
+        let n = (x * FloatVector(repeating: 1.44269504088896341)).rounded(.toNearestOrEven)
+        // Cody–Waite split of ln 2 keeps r exact to FP32 precision.
+        var r = x - n * FloatVector(repeating: 0.693359375)
+        r = r - n * FloatVector(repeating: -2.12194440e-4)
+        var p = FloatVector(repeating: 1.9875691500e-4)
+        p = p * r + FloatVector(repeating: 1.3981999507e-3)
+        p = p * r + FloatVector(repeating: 8.3334519073e-3)
+        p = p * r + FloatVector(repeating: 4.1665795894e-2)
+        p = p * r + FloatVector(repeating: 1.6666665459e-1)
+        p = p * r + FloatVector(repeating: 5.0000001201e-1)
+        p = p * (r * r) + r + FloatVector(repeating: 1)
+        // Scale by 2^n in two steps so that n = 128 or n = -127 do not overflow the exponent.
+        let ni = SIMD16<Int32>(n, rounding: .towardZero)
+        let half = ni &>> 1
+        let s1 = unsafeBitCast((half &+ 127) &<< 23, to: FloatVector.self)
+        let s2 = unsafeBitCast((ni &- half &+ 127) &<< 23, to: FloatVector.self)
+        let result = p * s1 * s2
+        return result.replacing(with: FloatVector(repeating: 0), where: a .< FloatVector(repeating: -87.33654))
+    }
+
+    @inlinable @inline(__always)
+    public static func exp(_ a: Float) -> Float { exp(FloatVector(repeating: a))[0] }
+}
+
+/// Plain scalar versions of every kernel, the yardstick for the fast ones.
+public enum Reference {
+    public static func linear(_ x: [Float], rows m: Int, inFeatures k: Int, weight w: [Float], bias: [Float]?, outFeatures n: Int) -> [Float] {
+        var y = [Float](repeating: 0, count: m * n)
+        for r in 0..<m {
+            for c in 0..<n {
+                var acc: Double = 0
+                for i in 0..<k { acc += Double(x[r * k + i]) * Double(w[c * k + i]) }
+                y[r * n + c] = Float(acc) + (bias?[c] ?? 0)
+            }
+        }
+        return y
+    }
+
+    public static func layerNorm(_ x: [Float], rows m: Int, features n: Int, gamma: [Float], beta: [Float], eps: Float) -> [Float] {
+        var y = x
+        for r in 0..<m {
+            let row = x[(r * n)..<(r * n + n)]
+            let mean = row.reduce(0, +) / Float(n)
+            let variance = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Float(n)
+            let inv = 1 / (variance + eps).squareRoot()
+            for i in 0..<n { y[r * n + i] = (x[r * n + i] - mean) * inv * gamma[i] + beta[i] }
+        }
+        return y
+    }
+
+    public static func gelu(_ x: [Float]) -> [Float] {
+        x.map { Float(0.5 * Double($0) * (1 + Glibc.erf(Double($0) / 2.0.squareRoot()))) }
+    }
+
+    public static func softmax(_ x: [Float]) -> [Float] {
+        let m = x.max() ?? 0
+        let e = x.map { Glibc.exp(Double($0 - m)) }
+        let s = e.reduce(0, +)
+        return e.map { Float($0 / s) }
+    }
+}
+
+/// Row-major sgemm: c[m×n] = alpha · op(a) · op(b), with op = transpose when asked.
+@inlinable
+public func cblas_sgemm_rowmajor(m: Int, n: Int, k: Int, alpha: Float,
+                                 a: UnsafePointer<Float>, lda: Int, transA: Bool,
+                                 b: UnsafePointer<Float>, ldb: Int, transB: Bool,
+                                 c: UnsafeMutablePointer<Float>, ldc: Int)
+{
+    if m == 0 || n == 0 { return }
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), 0, c, Int32(ldc))
+}

@@ -1,0 +1,188 @@
+import TriageKernels
+
+/// Sequences packed back to back with no padding: `tokens` holds every sequence's ids in
+/// turn and `lengths` their lengths. Padding is never computed; a padded batch from the
+/// tokenizer is packed first, which gives the same numbers as masking the padding out.
+public struct PackedSequences: Sendable, Equatable {
+    public var tokens: [Int32]
+    public var lengths: [Int]
+    public init(tokens: [Int32], lengths: [Int]) { self.tokens = tokens; self.lengths = lengths }
+
+    /// Packs a right-padded batch; every row's mask must be ones then zeros, with at least one 1.
+    public init(paddedIds: [Int32], attentionMask: [Int32], batchSize: Int, length: Int) throws {
+        guard paddedIds.count == batchSize * length, attentionMask.count == batchSize * length else {
+            throw ModelError("batch of \(batchSize)×\(length) has \(paddedIds.count) ids and \(attentionMask.count) mask entries")
+        }
+        var tokens: [Int32] = [], lengths: [Int] = []
+        for b in 0..<batchSize {
+            let row = attentionMask[(b * length)..<((b + 1) * length)]
+            let n = row.prefix { $0 != 0 }.count
+            guard n > 0, row.dropFirst(n).allSatisfy({ $0 == 0 }) else {
+                throw ModelError("row \(b) of the attention mask is not right-padded (ones, then zeros, at least one one)")
+            }
+            tokens += paddedIds[(b * length)..<(b * length + n)]
+            lengths.append(n)
+        }
+        self.tokens = tokens
+        self.lengths = lengths
+    }
+}
+
+/// What a forward pass returns for each sequence: the final hidden state of its first token
+/// ([CLS]) and, when the model has a classification head, the logits.
+public struct ModelOutput: Sendable {
+    public var cls: [Float]      // batch × dim
+    public var logits: [Float]   // batch × labels (empty without a head)
+    public var dim: Int
+    public var labelCount: Int
+    public func logits(_ b: Int) -> ArraySlice<Float> { logits[(b * labelCount)..<((b + 1) * labelCount)] }
+    public func cls(_ b: Int) -> ArraySlice<Float> { cls[(b * dim)..<((b + 1) * dim)] }
+}
+
+/// Scratch memory for one forward pass at a time; keep one per thread and reuse it.
+public struct Workspace {
+    var x = ScratchBuffer(), qkv = ScratchBuffer(), ctx = ScratchBuffer(), tmp = ScratchBuffer()
+    var hidden = ScratchBuffer(), scores = ScratchBuffer()
+    var clsX = ScratchBuffer(), clsCtx = ScratchBuffer(), clsTmp = ScratchBuffer(), clsHidden = ScratchBuffer()
+    public init() {}
+}
+
+/// The DistilBERT forward pass in FP32: one plain function per layer.
+public final class DistilBertModel: Sendable {
+    public let weights: DistilBertWeights
+    public var config: DistilBertConfig { weights.config }
+
+    public init(weights: DistilBertWeights) { self.weights = weights }
+
+    public func forward(_ input: PackedSequences, workspace ws: inout Workspace) throws -> ModelOutput {
+        let c = config
+        for n in input.lengths where n < 1 || n > c.maxPositionEmbeddings {
+            throw ModelError("sequence length \(n) is outside 1...\(c.maxPositionEmbeddings)")
+        }
+        guard input.lengths.reduce(0, +) == input.tokens.count else {
+            throw ModelError("lengths add up to \(input.lengths.reduce(0, +)) but there are \(input.tokens.count) tokens")
+        }
+        for t in input.tokens where t < 0 || Int(t) >= c.vocabSize {
+            throw ModelError("token id \(t) is outside the vocabulary of \(c.vocabSize)")
+        }
+        let total = input.tokens.count, batch = input.lengths.count, d = c.dim
+        let maxLen = input.lengths.max() ?? 0
+        var offsets: [Int] = [], o = 0
+        for n in input.lengths { offsets.append(o); o += n }
+
+        let x = ws.x.pointer(count: total * d)
+        let qkv = ws.qkv.pointer(count: total * 3 * d)
+        let ctx = ws.ctx.pointer(count: total * d)
+        let tmp = ws.tmp.pointer(count: total * d)
+        let hidden = ws.hidden.pointer(count: total * c.hiddenDim)
+        let scores = ws.scores.pointer(count: maxLen * maxLen)
+
+        embeddings(input, offsets: offsets, into: x)
+        for (l, layer) in weights.layers.enumerated() {
+            let rows = total
+            FloatKernels.linear(x, rows: rows, inFeatures: d, weight: layer.qkv.weight.pointer,
+                                bias: layer.qkv.bias.pointer, outFeatures: 3 * d, into: qkv)
+            if l < c.nLayers - 1 {
+                attention(qkv: qkv, lengths: input.lengths, offsets: offsets, queriesPerSequence: nil,
+                          scores: scores, into: ctx)
+                attentionOutputAndFFN(layer, x: x, ctx: ctx, rows: rows, tmp: tmp, hidden: hidden)
+            } else {
+                // Only [CLS] feeds the head: the last layer's queries, attention output and
+                // FFN are computed for the first token of each sequence alone.
+                let clsX = ws.clsX.pointer(count: batch * d)
+                let clsCtx = ws.clsCtx.pointer(count: batch * d)
+                let clsTmp = ws.clsTmp.pointer(count: batch * d)
+                let clsHidden = ws.clsHidden.pointer(count: batch * c.hiddenDim)
+                for b in 0..<batch { (clsX + b * d).update(from: x + offsets[b] * d, count: d) }
+                attention(qkv: qkv, lengths: input.lengths, offsets: offsets, queriesPerSequence: 1,
+                          scores: scores, into: clsCtx)
+                attentionOutputAndFFN(layer, x: clsX, ctx: clsCtx, rows: batch, tmp: clsTmp, hidden: clsHidden)
+            }
+        }
+        let clsOut = ws.clsX.pointer(count: batch * d)
+        var output = ModelOutput(cls: Array(UnsafeBufferPointer(start: clsOut, count: batch * d)), logits: [],
+                                 dim: d, labelCount: weights.head == nil ? 0 : c.labels.count)
+        if let head = weights.head {
+            output.logits = classify(head, cls: clsOut, batch: batch, scratch: ws.clsTmp.pointer(count: batch * d))
+        }
+        return output
+    }
+
+    /// word embedding + position embedding, then LayerNorm.
+    func embeddings(_ input: PackedSequences, offsets: [Int], into x: UnsafeMutablePointer<Float>) {
+        let d = config.dim
+        for (b, n) in input.lengths.enumerated() {
+            for t in 0..<n {
+                let row = x + (offsets[b] + t) * d
+                row.update(from: weights.positionEmbeddings.pointer + t * d, count: d)
+                weights.wordEmbeddings.addRow(Int(input.tokens[offsets[b] + t]), to: row)
+            }
+        }
+        let ln = weights.embeddingLayerNorm
+        FloatKernels.addLayerNorm(x, residual: nil, rows: input.tokens.count, features: d,
+                                  gamma: ln.gamma.pointer, beta: ln.beta.pointer, eps: config.layerNormEps)
+    }
+
+    /// Multi-head self-attention over each sequence's own tokens. Reads q, k, v from the
+    /// fused [rows × 3·dim] projection; writes the per-head contexts side by side. With
+    /// `queriesPerSequence` set, only that many leading queries per sequence are computed and
+    /// their contexts are written one sequence after another.
+    func attention(qkv: UnsafeMutablePointer<Float>, lengths: [Int], offsets: [Int], queriesPerSequence: Int?,
+                   scores: UnsafeMutablePointer<Float>, into ctx: UnsafeMutablePointer<Float>)
+    {
+        let c = config, d = c.dim, dh = c.headDim, ld = 3 * d
+        let scale = 1 / Float(dh).squareRoot()
+        for (b, n) in lengths.enumerated() {
+            let queries = min(queriesPerSequence ?? n, n)
+            let base = qkv + offsets[b] * ld
+            let out = queriesPerSequence == nil ? ctx + offsets[b] * d : ctx + b * queries * d
+            for h in 0..<c.nHeads {
+                let q = base + h * dh, k = base + d + h * dh, v = base + 2 * d + h * dh
+                cblas_sgemm_rowmajor(m: queries, n: n, k: dh, alpha: scale, a: q, lda: ld, transA: false,
+                                     b: k, ldb: ld, transB: true, c: scores, ldc: n)
+                for r in 0..<queries { FloatKernels.softmaxRow(scores + r * n, count: n) }
+                cblas_sgemm_rowmajor(m: queries, n: dh, k: n, alpha: 1, a: scores, lda: n, transA: false,
+                                     b: v, ldb: ld, transB: false, c: out + h * dh, ldc: d)
+            }
+        }
+    }
+
+    /// out_lin, residual + sa_layer_norm, then lin1 → activation → lin2, residual +
+    /// output_layer_norm. `x` is updated in place.
+    func attentionOutputAndFFN(_ layer: TransformerLayerWeights, x: UnsafeMutablePointer<Float>,
+                               ctx: UnsafeMutablePointer<Float>, rows: Int,
+                               tmp: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>)
+    {
+        let c = config, d = c.dim
+        FloatKernels.linear(ctx, rows: rows, inFeatures: d, weight: layer.outLin.weight.pointer,
+                            bias: layer.outLin.bias.pointer, outFeatures: d, into: tmp)
+        FloatKernels.addLayerNorm(tmp, residual: x, rows: rows, features: d, gamma: layer.saLayerNorm.gamma.pointer,
+                                  beta: layer.saLayerNorm.beta.pointer, eps: c.layerNormEps)
+        FloatKernels.linear(tmp, rows: rows, inFeatures: d, weight: layer.lin1.weight.pointer,
+                            bias: layer.lin1.bias.pointer, outFeatures: c.hiddenDim, into: hidden)
+        switch c.activation {
+        case .gelu: FloatKernels.gelu(hidden, count: rows * c.hiddenDim)
+        case .relu: FloatKernels.relu(hidden, count: rows * c.hiddenDim)
+        }
+        FloatKernels.linear(hidden, rows: rows, inFeatures: c.hiddenDim, weight: layer.lin2.weight.pointer,
+                            bias: layer.lin2.bias.pointer, outFeatures: d, into: x)
+        FloatKernels.addLayerNorm(x, residual: tmp, rows: rows, features: d, gamma: layer.outputLayerNorm.gamma.pointer,
+                                  beta: layer.outputLayerNorm.beta.pointer, eps: c.layerNormEps)
+    }
+
+    /// pre_classifier → ReLU → classifier on each [CLS] state.
+    func classify(_ head: ClassifierHead, cls: UnsafeMutablePointer<Float>, batch: Int,
+                  scratch: UnsafeMutablePointer<Float>) -> [Float]
+    {
+        let d = config.dim, labels = head.classifier.outFeatures
+        FloatKernels.linear(cls, rows: batch, inFeatures: d, weight: head.preClassifier.weight.pointer,
+                            bias: head.preClassifier.bias.pointer, outFeatures: d, into: scratch)
+        FloatKernels.relu(scratch, count: batch * d)
+        var logits = [Float](repeating: 0, count: batch * labels)
+        logits.withUnsafeMutableBufferPointer { out in
+            FloatKernels.linear(scratch, rows: batch, inFeatures: d, weight: head.classifier.weight.pointer,
+                                bias: head.classifier.bias.pointer, outFeatures: labels, into: out.baseAddress!)
+        }
+        return logits
+    }
+}

@@ -1,0 +1,364 @@
+// BERT uncased WordPiece tokenization, matching the Hugging Face `tokenizers` pipeline
+// (BertNormalizer → BertPreTokenizer → WordPiece → TemplateProcessing) id for id.
+//
+// The order of the normalizer steps is the reference's, not the slow Python tokenizer's:
+// clean text, pad CJK ideographs, NFD + drop Mn (accents), then lower-case each scalar.
+
+@_spi(_Unicode) import Swift
+import TriageJSON
+import TriageSystem
+
+public struct TokenizerError: Error, CustomStringConvertible, Equatable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// One tokenized input: ids with their special tokens, type ids and the attention mask.
+public struct Encoding: Sendable, Equatable {
+    public var ids: [Int32]
+    public var typeIds: [Int32]
+    public var attentionMask: [Int32]
+    public var count: Int { ids.count }
+}
+
+/// A batch padded to its longest member; rows are `length` ids apart.
+public struct EncodedBatch: Sendable, Equatable {
+    public var ids: [Int32]
+    public var attentionMask: [Int32]
+    public var typeIds: [Int32]
+    public var batchSize: Int
+    public var length: Int
+    /// The unpadded length of each row.
+    public var lengths: [Int]
+}
+
+public struct TokenizerOptions: Sendable, Equatable {
+    public var lowercase = true
+    /// `nil` follows `lowercase`, as in the reference.
+    public var stripAccents: Bool? = nil
+    public var cleanText = true
+    public var handleChineseChars = true
+    public var maxLength = 512
+    public var maxInputCharsPerWord = 100
+    public var continuingSubwordPrefix = "##"
+    public var unkToken = "[UNK]"
+    public var clsToken = "[CLS]"
+    public var sepToken = "[SEP]"
+    public var padToken = "[PAD]"
+    public var maskToken = "[MASK]"
+    public init() {}
+}
+
+public final class WordPieceTokenizer: Sendable {
+    public let options: TokenizerOptions
+    /// Token strings in id order.
+    public let vocabulary: [String]
+    private let ids: [String: Int32]
+    /// Special tokens matched verbatim in the raw text before normalization (longest first).
+    private let specialTokens: [(scalars: [Unicode.Scalar], id: Int32)]
+    public let unkId: Int32, clsId: Int32, sepId: Int32, padId: Int32
+
+    public init(vocabulary: [String], options: TokenizerOptions = TokenizerOptions()) throws {
+        self.options = options
+        self.vocabulary = vocabulary
+        var ids: [String: Int32] = [:]
+        ids.reserveCapacity(vocabulary.count)
+        for (i, t) in vocabulary.enumerated() where ids[t] == nil { ids[t] = Int32(i) }
+        self.ids = ids
+        func need(_ t: String) throws -> Int32 {
+            guard let id = ids[t] else { throw TokenizerError("the vocabulary has no \(t) token") }
+            return id
+        }
+        unkId = try need(options.unkToken)
+        clsId = try need(options.clsToken)
+        sepId = try need(options.sepToken)
+        padId = try need(options.padToken)
+        var specials: [(scalars: [Unicode.Scalar], id: Int32)] = []
+        for t in [options.unkToken, options.clsToken, options.sepToken, options.padToken, options.maskToken] {
+            if let id = ids[t] { specials.append((Array(t.unicodeScalars), id)) }
+        }
+        specials.sort { $0.scalars.count > $1.scalars.count }
+        specialTokens = specials
+    }
+
+    /// Loads `vocab.txt` and, if present, `tokenizer_config.json` from a model directory.
+    public static func load(directory: String) throws -> WordPieceTokenizer {
+        let vocabPath = FileSystem.join(directory, "vocab.txt")
+        let text: String
+        do { text = try FileSystem.readText(vocabPath) } catch { throw TokenizerError("\(error)") }
+        var vocab = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+            line.hasSuffix("\r") ? String(line.dropLast()) : String(line)
+        }
+        if vocab.last == "" { vocab.removeLast() }
+        guard !vocab.isEmpty else { throw TokenizerError("\(vocabPath) is empty") }
+
+        var options = TokenizerOptions()
+        let configPath = FileSystem.join(directory, "tokenizer_config.json")
+        if FileSystem.exists(configPath) {
+            let config: JSONValue
+            do { config = try JSONValue.parse(FileSystem.readText(configPath)) } catch {
+                throw TokenizerError("\(configPath): \(error)")
+            }
+            if let b = config["do_lower_case"]?.boolValue { options.lowercase = b }
+            if let b = config["strip_accents"]?.boolValue { options.stripAccents = b }
+            if let b = config["tokenize_chinese_chars"]?.boolValue { options.handleChineseChars = b }
+            // Hugging Face writes a huge sentinel (1e30) when there is no limit.
+            if let m = config["model_max_length"]?.doubleValue, m >= 2, m < 1e9 { options.maxLength = Int(m) }
+            for (key, path) in [("unk_token", \TokenizerOptions.unkToken), ("cls_token", \.clsToken),
+                                ("sep_token", \.sepToken), ("pad_token", \.padToken), ("mask_token", \.maskToken)] {
+                if let s = config[key]?.stringValue ?? config[key]?["content"]?.stringValue { options[keyPath: path] = s }
+            }
+        }
+        return try WordPieceTokenizer(vocabulary: vocab, options: options)
+    }
+
+    public func id(of token: String) -> Int32? { ids[token] }
+
+    // MARK: Encoding
+
+    /// Encodes one text (and optionally a second one) with `[CLS] a [SEP] (b [SEP])`,
+    /// truncated longest-first to `maxLength` (default: the model's maximum length).
+    public func encode(_ text: String, pair: String? = nil, maxLength: Int? = nil) -> Encoding {
+        var a = wordPieceIds(text)
+        var b = pair.map { wordPieceIds($0) }
+        let limit = maxLength ?? options.maxLength
+        let added = b == nil ? 2 : 3
+        if limit > 0 {
+            let budget = max(0, limit - added)
+            Self.truncateLongestFirst(&a, &b, to: budget)
+        }
+        var ids: [Int32] = [clsId]
+        ids.reserveCapacity(a.count + (b?.count ?? 0) + added)
+        ids += a
+        ids.append(sepId)
+        var typeIds = [Int32](repeating: 0, count: ids.count)
+        if let b {
+            ids += b
+            ids.append(sepId)
+            typeIds += [Int32](repeating: 1, count: b.count + 1)
+        }
+        return Encoding(ids: ids, typeIds: typeIds, attentionMask: [Int32](repeating: 1, count: ids.count))
+    }
+
+    /// Encodes several texts and pads them to the longest with `[PAD]` and mask 0.
+    public func encodeBatch(_ texts: [String], maxLength: Int? = nil) -> EncodedBatch {
+        Self.pad(texts.map { encode($0, maxLength: maxLength) }, padId: padId)
+    }
+
+    public static func pad(_ encodings: [Encoding], padId: Int32) -> EncodedBatch {
+        let length = encodings.map(\.count).max() ?? 0
+        var batch = EncodedBatch(ids: [], attentionMask: [], typeIds: [], batchSize: encodings.count,
+                                 length: length, lengths: encodings.map(\.count))
+        batch.ids.reserveCapacity(length * encodings.count)
+        for e in encodings {
+            let padding = length - e.count
+            batch.ids += e.ids + [Int32](repeating: padId, count: padding)
+            batch.attentionMask += e.attentionMask + [Int32](repeating: 0, count: padding)
+            batch.typeIds += e.typeIds + [Int32](repeating: 0, count: padding)
+        }
+        return batch
+    }
+
+    /// The reference's longest-first rule: when both must shrink they get half each
+    /// (the second one the odd token); otherwise only the longer one is cut.
+    static func truncateLongestFirst(_ a: inout [Int32], _ b: inout [Int32]?, to maxLength: Int) {
+        guard var second = b else {
+            if a.count > maxLength { a.removeLast(a.count - maxLength) }
+            return
+        }
+        guard a.count + second.count > maxLength else { return }
+        var n1 = a.count, n2 = second.count
+        let swap = n1 > n2
+        if swap { (n1, n2) = (n2, n1) }
+        n2 = n1 > maxLength ? n1 : max(n1, maxLength - n1)
+        if n1 + n2 > maxLength {
+            n1 = maxLength / 2
+            n2 = n1 + maxLength % 2
+        }
+        if swap { (n1, n2) = (n2, n1) }
+        if a.count > n1 { a.removeLast(a.count - n1) }
+        if second.count > n2 { second.removeLast(second.count - n2) }
+        b = second
+    }
+
+    /// WordPiece ids of a text, without special tokens around it.
+    public func wordPieceIds(_ text: String) -> [Int32] {
+        var out: [Int32] = []
+        for segment in splitOnSpecialTokens(text) {
+            switch segment {
+            case let .special(id): out.append(id)
+            case let .text(scalars): appendIds(of: scalars, to: &out)
+            }
+        }
+        return out
+    }
+
+    /// WordPiece token strings of a text, without special tokens around it.
+    public func tokenize(_ text: String) -> [String] {
+        wordPieceIds(text).map { vocabulary[Int($0)] }
+    }
+
+    // MARK: Pipeline
+
+    enum Segment { case text([Unicode.Scalar]), special(Int32) }
+
+    /// Special tokens are matched on the raw text, before normalization, as the reference's
+    /// added-token pass does (so "[CLS]" typed by a user is the CLS token, "[cls]" is not).
+    func splitOnSpecialTokens(_ text: String) -> [Segment] {
+        let scalars = Array(text.unicodeScalars)
+        var segments: [Segment] = []
+        var start = 0, i = 0
+        outer: while i < scalars.count {
+            if scalars[i] == "[" {
+                for (tok, id) in specialTokens where i + tok.count <= scalars.count {
+                    if scalars[i..<(i + tok.count)].elementsEqual(tok) {
+                        if start < i { segments.append(.text(Array(scalars[start..<i]))) }
+                        segments.append(.special(id))
+                        i += tok.count
+                        start = i
+                        continue outer
+                    }
+                }
+            }
+            i += 1
+        }
+        if start < scalars.count { segments.append(.text(Array(scalars[start...]))) }
+        return segments
+    }
+
+    private func appendIds(of raw: [Unicode.Scalar], to out: inout [Int32]) {
+        let normalized = normalize(raw)
+        var word: [Unicode.Scalar] = []
+        func flush() {
+            if !word.isEmpty { wordPiece(word, into: &out); word.removeAll(keepingCapacity: true) }
+        }
+        for s in normalized {
+            if UnicodeClass.isWhitespace(s) {
+                flush()
+            } else if UnicodeClass.isPunctuation(s) {
+                flush()
+                wordPiece([s], into: &out)
+            } else {
+                word.append(s)
+            }
+        }
+        flush()
+    }
+
+    func normalize(_ raw: [Unicode.Scalar]) -> [Unicode.Scalar] {
+        var step: [Unicode.Scalar] = []
+        step.reserveCapacity(raw.count + 8)
+        for s in raw {
+            if options.cleanText {
+                if s.value == 0 || s.value == 0xFFFD || UnicodeClass.isControl(s) { continue }
+                if UnicodeClass.isWhitespace(s) { step.append(" "); continue }
+            }
+            if options.handleChineseChars && UnicodeClass.isCJK(s) {
+                step.append(" "); step.append(s); step.append(" ")
+            } else {
+                step.append(s)
+            }
+        }
+        if options.stripAccents ?? options.lowercase {
+            var view = String.UnicodeScalarView()
+            view.append(contentsOf: step)
+            step.removeAll(keepingCapacity: true)
+            for s in String(view)._nfd where !UnicodeClass.isNonspacingMark(s) {
+                step.append(s)
+            }
+        }
+        if options.lowercase {
+            var lowered: [Unicode.Scalar] = []
+            lowered.reserveCapacity(step.count)
+            for s in step {
+                if s.isASCII {
+                    let v = s.value
+                    lowered.append(v >= 0x41 && v <= 0x5A ? Unicode.Scalar(v + 32)! : s)
+                } else {
+                    lowered.append(contentsOf: s.properties.lowercaseMapping.unicodeScalars)
+                }
+            }
+            step = lowered
+        }
+        return step
+    }
+
+    /// Greedy longest-match-first; a word with any unmatched piece, or longer than the
+    /// limit, becomes a single `[UNK]`.
+    func wordPiece(_ word: [Unicode.Scalar], into out: inout [Int32]) {
+        if word.count > options.maxInputCharsPerWord { out.append(unkId); return }
+        let mark = out.count
+        var start = 0
+        var candidate = ""
+        while start < word.count {
+            var end = word.count
+            var found: Int32? = nil
+            while start < end {
+                candidate.removeAll(keepingCapacity: true)
+                if start > 0 { candidate += options.continuingSubwordPrefix }
+                candidate.unicodeScalars.append(contentsOf: word[start..<end])
+                if let id = ids[candidate] { found = id; break }
+                end -= 1
+            }
+            guard let id = found else {
+                out.removeLast(out.count - mark)
+                out.append(unkId)
+                return
+            }
+            out.append(id)
+            start = end
+        }
+    }
+}
+
+/// Character classes exactly as the reference sees them. Its tables (from the Rust
+/// `unicode_categories` crate) predate the Unicode version of Swift's standard library, so
+/// they are probed from the reference by tools/gen_unicode_tables.py rather than taken from
+/// `Unicode.Scalar.Properties`.
+enum UnicodeClass {
+    static func isWhitespace(_ s: Unicode.Scalar) -> Bool {
+        let v = s.value
+        if v < 0x80 { return v == 0x20 || (0x09...0x0D).contains(v) }
+        return contains(ReferenceUnicodeTables.whitespace, v)
+    }
+
+    /// Dropped by text cleaning: control, format, private-use characters.
+    static func isControl(_ s: Unicode.Scalar) -> Bool {
+        let v = s.value
+        if v >= 0x20 && v < 0x7F { return false }
+        return contains(ReferenceUnicodeTables.control, v)
+    }
+
+    /// ASCII punctuation and symbols (33–47, 58–64, 91–96, 123–126) and Unicode P*.
+    static func isPunctuation(_ s: Unicode.Scalar) -> Bool {
+        let v = s.value
+        if v < 0x80 {
+            return (33...47).contains(v) || (58...64).contains(v) || (91...96).contains(v) || (123...126).contains(v)
+        }
+        return contains(ReferenceUnicodeTables.punctuation, v)
+    }
+
+    static func isNonspacingMark(_ s: Unicode.Scalar) -> Bool {
+        s.value >= 0x300 && contains(ReferenceUnicodeTables.nonspacingMark, s.value)
+    }
+
+    /// The CJK Unified Ideograph blocks BERT splits into single characters (not Hangul or Kana).
+    static func isCJK(_ s: Unicode.Scalar) -> Bool {
+        switch s.value {
+        case 0x4E00...0x9FFF, 0x3400...0x4DBF, 0x20000...0x2A6DF, 0x2A700...0x2B73F,
+             0x2B740...0x2B81F, 0x2B820...0x2CEAF, 0xF900...0xFAFF, 0x2F800...0x2FA1F:
+            return true
+        default: return false
+        }
+    }
+
+    static func contains(_ table: [(UInt32, UInt32)], _ v: UInt32) -> Bool {
+        var lo = 0, hi = table.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if table[mid].1 < v { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < table.count && table[lo].0 <= v
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+import TriageJSON
+import TriageSystem
+
+/// Paths to the committed fixtures and to the built `triage` binary.
+enum Paths {
+    static let repository: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+    static let fixtures = repository + "/Tests/Fixtures"
+    static let shippedModel = repository + "/weights/banking77"
+
+    /// The `triage` executable built alongside the test bundle.
+    static let triage: String = {
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("triage").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir.deleteLastPathComponent()
+        }
+        return repository + "/.build/debug/triage"
+    }()
+}
+
+func readJSONLines(_ path: String) throws -> [JSONValue] {
+    try FileSystem.readText(path).split(separator: "\n").map { try JSONValue.parse(String($0)) }
+}
+
+func readJSON(_ path: String) throws -> JSONValue { try JSONValue.parse(FileSystem.readText(path)) }
+
+extension JSONValue {
+    var floats: [Float] { (arrayValue ?? []).map { Float($0.doubleValue ?? .nan) } }
+    var int32s: [Int32] { (arrayValue ?? []).map { Int32($0.intValue ?? -1) } }
+}
+
+struct ProcessResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs the real `triage` binary with arguments and optional standard input.
+func runTriage(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> ProcessResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: Paths.triage)
+    process.arguments = arguments
+    var env = ProcessInfo.processInfo.environment
+    for (k, v) in environment { env[k] = v }
+    process.environment = env
+    // Output goes to files, so neither pipe can fill up and block the child.
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("triage-test-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let outURL = dir.appendingPathComponent("out"), errURL = dir.appendingPathComponent("err")
+    FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
+    let input = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = input
+    try process.run()
+    if let stdin { input.fileHandleForWriting.write(stdin.data(using: .utf8)!) }
+    try input.fileHandleForWriting.close()
+    process.waitUntilExit()
+    try out.close(); try err.close()
+    let outData = try Data(contentsOf: outURL), errData = try Data(contentsOf: errURL)
+    return ProcessResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                         stderr: String(decoding: errData, as: UTF8.self))
+}
