@@ -10,7 +10,7 @@ let package = Package(
         .executable(name: "triage", targets: ["TriageCLI"]),
         .library(name: "Triage", targets: [
             "TriageSystem", "TriageJSON", "TriageTokenizer", "TriageTensors", "TriageKernels",
-            "TriageModel", "TriageClassifier",
+            "TriageModel", "TriageClassifier", "TriageCloud",
         ]),
     ],
     dependencies: [
@@ -32,6 +32,9 @@ let package = Package(
         .target(name: "TriageClassifier", dependencies: [
             "TriageJSON", "TriageSystem", "TriageTokenizer", "TriageKernels", "TriageModel",
         ]),
+        // The cloud tiers: the Anthropic Messages API over libcurl, retries, circuit breakers.
+        .target(name: "TriageCloud", dependencies: ["CCurl", "TriageJSON", "TriageSystem"],
+                swiftSettings: [.enableExperimentalFeature("Extern")]),
         .executableTarget(name: "TriageCLI", dependencies: [
             "TriageSystem", "TriageJSON", "TriageTokenizer", "TriageTensors", "TriageKernels", "TriageModel",
             "TriageClassifier",
@@ -42,6 +45,7 @@ let package = Package(
             "TriageSystem", "TriageJSON", "TriageTokenizer", "TriageTensors", "TriageKernels", "TriageModel",
             "TriageClassifier",
         ]),
+        .testTarget(name: "TriageCloudTests", dependencies: ["TriageCloud", "TriageJSON", "TriageSystem"]),
     ],
     swiftLanguageModes: [.v6]
 )

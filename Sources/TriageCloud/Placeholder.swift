@@ -1,0 +1,1 @@
+// The cloud tier client lives here.
