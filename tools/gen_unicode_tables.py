@@ -20,6 +20,7 @@ from tokenizers import normalizers, pre_tokenizers
 OUT = os.path.join(os.path.dirname(__file__), "..", "Sources", "TriageTokenizer", "ReferenceUnicodeTables.swift")
 
 clean = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=False, strip_accents=False, lowercase=False)
+chinese = normalizers.BertNormalizer(clean_text=False, handle_chinese_chars=True, strip_accents=False, lowercase=False)
 strip = normalizers.BertNormalizer(clean_text=False, handle_chinese_chars=False, strip_accents=True, lowercase=False)
 nfd = normalizers.NFD()
 pre = pre_tokenizers.BertPreTokenizer()
@@ -35,7 +36,7 @@ def ranges(points):
     return out
 
 
-control, punct, mark, space = [], [], [], []
+control, punct, mark, space, cjk, decomposable = [], [], [], [], [], []
 for cp in range(0x110000):
     if 0xD800 <= cp <= 0xDFFF:
         continue
@@ -46,9 +47,13 @@ for cp in range(0x110000):
         space.append(cp)
     elif n == "ab" and cp not in (0, 0xFFFD):
         control.append(cp)
+    if chinese.normalize_str(s) == "a " + c + " b":
+        cjk.append(cp)
     pieces = [p for p, _ in pre.pre_tokenize_str(s)]
     if pieces == ["a", c, "b"]:
         punct.append(cp)
+    if nfd.normalize_str(c) != c:
+        decomposable.append(cp)
     # A character is stripped as a non-spacing mark when it is its own NFD and vanishes.
     if nfd.normalize_str(c) == c and strip.normalize_str(c) == "":
         mark.append(cp)
@@ -58,6 +63,8 @@ assert 0x7F in control and 0x200B in control and 0xE000 in control, "control pro
 assert ord("!") in punct and 0x2014 in punct and 0x3001 in punct and ord("$") in punct, "punct probe"
 assert ord("$") in punct  # ASCII symbols count as punctuation in BERT
 assert 0x0301 in mark and 0x0308 in mark, "mark probe"
+assert 0xE9 in decomposable and 0xAC00 in decomposable and ord("e") not in decomposable, "nfd probe"
+assert 0x4E00 in cjk and 0xAC00 not in cjk and 0x3042 not in cjk, "cjk probe"
 assert 0x3000 in space and 0x00A0 in space and 0x2028 in space, "space probe"
 
 
@@ -73,7 +80,10 @@ with open(OUT, "w") as f:
     f.write(swift_table("control", ranges(control), "Dropped by clean_text (besides U+0000 and U+FFFD)."))
     f.write(swift_table("whitespace", ranges(space), "Turned into a space by clean_text and split on."))
     f.write(swift_table("punctuation", ranges(punct), "Split into single-character words by the pre-tokenizer."))
+    f.write(swift_table("cjk", ranges(cjk), "Ideographs padded with spaces, so each is a word of its own."))
+    f.write(swift_table("decomposable", ranges(decomposable), "Scalars the reference's NFD decomposes (its Unicode version's canonical decompositions)."))
     f.write(swift_table("nonspacingMark", ranges(mark), "Dropped after NFD by strip_accents."))
     f.write("}\n")
-print("control %d ranges, whitespace %d, punctuation %d, marks %d -> %s" % (
-    len(ranges(control)), len(ranges(space)), len(ranges(punct)), len(ranges(mark)), OUT))
+print("decomposable %d ranges" % len(ranges(decomposable)))
+print("control %d ranges, whitespace %d, punctuation %d, cjk %d, marks %d -> %s" % (
+    len(ranges(control)), len(ranges(space)), len(ranges(punct)), len(ranges(cjk)), len(ranges(mark)), OUT))

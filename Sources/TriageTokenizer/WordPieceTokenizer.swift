@@ -261,12 +261,7 @@ public final class WordPieceTokenizer: Sendable {
             }
         }
         if options.stripAccents ?? options.lowercase {
-            var view = String.UnicodeScalarView()
-            view.append(contentsOf: step)
-            step.removeAll(keepingCapacity: true)
-            for s in String(view)._nfd where !UnicodeClass.isNonspacingMark(s) {
-                step.append(s)
-            }
+            step = Self.canonicalDecomposition(step).filter { !UnicodeClass.isNonspacingMark($0) }
         }
         if options.lowercase {
             var lowered: [Unicode.Scalar] = []
@@ -282,6 +277,46 @@ public final class WordPieceTokenizer: Sendable {
             step = lowered
         }
         return step
+    }
+
+    /// NFD as the reference computes it: only the scalars its Unicode version decomposes
+    /// are decomposed (the standard library knows a few newer decompositions), then
+    /// combining marks are put in canonical order.
+    static func canonicalDecomposition(_ input: [Unicode.Scalar]) -> [Unicode.Scalar] {
+        var out: [Unicode.Scalar] = []
+        out.reserveCapacity(input.count + 4)
+        var needsOrdering = false
+        for s in input {
+            if s.value < 0xC0 {
+                out.append(s)
+            } else if UnicodeClass.isDecomposable(s) {
+                for d in String(Character(s))._nfd {
+                    out.append(d)
+                    needsOrdering = needsOrdering || d.properties.canonicalCombiningClass.rawValue != 0
+                }
+            } else {
+                out.append(s)
+                needsOrdering = needsOrdering || s.properties.canonicalCombiningClass.rawValue != 0
+            }
+        }
+        guard needsOrdering else { return out }
+        // Canonical ordering: a stable sort of each run of non-starters by combining class.
+        var i = 0
+        while i < out.count {
+            guard out[i].properties.canonicalCombiningClass.rawValue != 0 else { i += 1; continue }
+            var j = i
+            while j < out.count && out[j].properties.canonicalCombiningClass.rawValue != 0 { j += 1 }
+            if j - i > 1 {
+                let run = out[i..<j].enumerated().sorted {
+                    let a = $0.element.properties.canonicalCombiningClass.rawValue
+                    let b = $1.element.properties.canonicalCombiningClass.rawValue
+                    return a != b ? a < b : $0.offset < $1.offset
+                }.map(\.element)
+                out.replaceSubrange(i..<j, with: run)
+            }
+            i = j
+        }
+        return out
     }
 
     /// Greedy longest-match-first; a word with any unmatched piece, or longer than the
@@ -339,18 +374,18 @@ enum UnicodeClass {
         return contains(ReferenceUnicodeTables.punctuation, v)
     }
 
+    static func isDecomposable(_ s: Unicode.Scalar) -> Bool {
+        contains(ReferenceUnicodeTables.decomposable, s.value)
+    }
+
     static func isNonspacingMark(_ s: Unicode.Scalar) -> Bool {
         s.value >= 0x300 && contains(ReferenceUnicodeTables.nonspacingMark, s.value)
     }
 
-    /// The CJK Unified Ideograph blocks BERT splits into single characters (not Hangul or Kana).
+    /// The CJK ideograph blocks BERT splits into single characters (not Hangul or Kana), as
+    /// the reference lists them.
     static func isCJK(_ s: Unicode.Scalar) -> Bool {
-        switch s.value {
-        case 0x4E00...0x9FFF, 0x3400...0x4DBF, 0x20000...0x2A6DF, 0x2A700...0x2B73F,
-             0x2B740...0x2B81F, 0x2B820...0x2CEAF, 0xF900...0xFAFF, 0x2F800...0x2FA1F:
-            return true
-        default: return false
-        }
+        s.value >= 0x3400 && contains(ReferenceUnicodeTables.cjk, s.value)
     }
 
     static func contains(_ table: [(UInt32, UInt32)], _ v: UInt32) -> Bool {
@@ -361,4 +396,14 @@ enum UnicodeClass {
         }
         return lo < table.count && table[lo].0 <= v
     }
+}
+
+extension WordPieceTokenizer {
+    /// The normalizer's output for one scalar (for tests).
+    public func normalizedForTesting(_ s: Unicode.Scalar) -> String {
+        var out = String.UnicodeScalarView()
+        out.append(contentsOf: normalize([s]))
+        return String(out)
+    }
+    public func isPunctuationForTesting(_ s: Unicode.Scalar) -> Bool { UnicodeClass.isPunctuation(s) }
 }

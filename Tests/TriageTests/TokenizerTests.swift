@@ -55,3 +55,51 @@ import TriageTokenizer
         #expect(e.ids.first == tokenizer.clsId && e.ids.last == tokenizer.sepId)
     }
 }
+
+/// Every Unicode scalar, one by one, against the reference's per-scalar behaviour recorded
+/// by tools/gen_tokenizer_fixtures.py (an independent probe from the one that generated the
+/// tokenizer's own tables).
+@Suite struct TokenizerScalarTests {
+    @Test func everyScalarNormalizesAsTheReference() throws {
+        let classes = try readJSON(Paths.fixtures + "/tokenizer/scalar_classes.json")
+        func ranges(_ key: String) -> [ClosedRange<UInt32>] {
+            classes["ranges"]![key]!.arrayValue!.map { r in
+                let a = r.arrayValue!
+                return UInt32(a[0].intValue!)...UInt32(a[1].intValue!)
+            }
+        }
+        func lookup(_ rs: [ClosedRange<UInt32>], _ v: UInt32) -> Bool {
+            var lo = 0, hi = rs.count
+            while lo < hi { let m = (lo + hi) / 2; if rs[m].upperBound < v { lo = m + 1 } else { hi = m } }
+            return lo < rs.count && rs[lo].contains(v)
+        }
+        let vanish = ranges("vanish"), space = ranges("whitespace"), cjk = ranges("cjk"), punct = ranges("punctuation")
+        var mapped: [UInt32: String] = [:]
+        for pair in classes["mapped"]!.arrayValue! {
+            let p = pair.arrayValue!
+            mapped[UInt32(p[0].intValue!)] = p[1].stringValue!
+        }
+        let tokenizer = try WordPieceTokenizer.load(directory: TokenizerTests.directory)
+        var failures: [String] = []
+        for v in UInt32(0)...0x10FFFF {
+            guard let s = Unicode.Scalar(v) else { continue }
+            let out = tokenizer.normalizedForTesting(s)
+            let expected: String
+            if v == 0 || v == 0xFFFD || lookup(vanish, v) { expected = "" }
+            else if lookup(space, v) { expected = " " }
+            else if lookup(cjk, v) { expected = " \(Character(s)) " }
+            else if let m = mapped[v] { expected = m }
+            else if (0xAC00...0xD7A3).contains(v) { continue }  // algorithmic Hangul, checked by the cases
+            else { expected = String(Character(s)) }
+            if out != expected && !(lookup(vanish, v) == false && expected.isEmpty) {
+                failures.append(String(v, radix: 16) + ": got \(out.unicodeScalars.map { String($0.value, radix: 16) }) expected \(expected.unicodeScalars.map { String($0.value, radix: 16) })")
+            }
+            // Punctuation is decided on the normalized scalar (U+1FEF becomes "`").
+            let normalized = Array(out.unicodeScalars)
+            if normalized.count == 1, tokenizer.isPunctuationForTesting(normalized[0]) != lookup(punct, v) {
+                failures.append(String(v, radix: 16) + ": punctuation")
+            }
+        }
+        #expect(failures.isEmpty, Comment(rawValue: "\(failures.count) scalars differ:\n" + failures.prefix(30).joined(separator: "\n")))
+    }
+}

@@ -1,1 +1,0 @@
-// The cloud tier client lives here.
