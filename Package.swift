@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "triage", targets: ["TriageCLI"]),
         .library(name: "Triage", targets: [
             "TriageSystem", "TriageJSON", "TriageTokenizer", "TriageTensors", "TriageKernels",
+            "TriageKernelsAVX2", "TriageKernelsAVX512", "TriageKernelSelect",
             "TriageModel", "TriageClassifier", "TriageCloud",
         ]),
     ],
@@ -27,7 +28,17 @@ let package = Package(
         .target(name: "TriageJSON"),
         .target(name: "TriageTokenizer", dependencies: ["TriageJSON", "TriageSystem"]),
         .target(name: "TriageTensors", dependencies: ["TriageJSON", "TriageSystem"]),
-        .target(name: "TriageKernels", dependencies: ["CBLAS"]),
+        .target(name: "TriageKernels", dependencies: ["CBLAS", "TriageSystem"]),
+        // One module per instruction set, each compiled for its CPU level and called only
+        // when the running CPU reports it: the same binary runs on any x86-64.
+        .target(name: "TriageKernelsAVX2", dependencies: ["TriageKernels"],
+                swiftSettings: [.unsafeFlags(["-target-cpu", "haswell", "-Xcc", "-mavx2", "-Xcc", "-mfma",
+                                              "-Xcc", "-mbmi2", "-Xcc", "-mf16c"])]),
+        .target(name: "TriageKernelsAVX512", dependencies: ["TriageKernels"],
+                swiftSettings: [.unsafeFlags(["-target-cpu", "cascadelake", "-Xcc", "-mavx512f", "-Xcc", "-mavx512bw",
+                                              "-Xcc", "-mavx512dq", "-Xcc", "-mavx512vl", "-Xcc", "-mavx512vnni",
+                                              "-Xcc", "-mavx2", "-Xcc", "-mfma"])]),
+        .target(name: "TriageKernelSelect", dependencies: ["TriageKernels", "TriageKernelsAVX2", "TriageKernelsAVX512", "TriageSystem"]),
         .target(name: "TriageModel", dependencies: ["TriageJSON", "TriageSystem", "TriageTensors", "TriageKernels"]),
         .target(name: "TriageClassifier", dependencies: [
             "TriageJSON", "TriageSystem", "TriageTokenizer", "TriageKernels", "TriageModel",
@@ -37,13 +48,13 @@ let package = Package(
                 swiftSettings: [.enableExperimentalFeature("Extern")]),
         .executableTarget(name: "TriageCLI", dependencies: [
             "TriageSystem", "TriageJSON", "TriageTokenizer", "TriageTensors", "TriageKernels", "TriageModel",
-            "TriageClassifier",
+            "TriageClassifier", "TriageKernelSelect",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "TriageTests", dependencies: [
             "TriageSystem", "TriageJSON", "TriageTokenizer", "TriageTensors", "TriageKernels", "TriageModel",
-            "TriageClassifier",
+            "TriageClassifier", "TriageKernelsAVX2", "TriageKernelsAVX512", "TriageKernelSelect",
         ]),
         .testTarget(name: "TriageCloudTests", dependencies: ["TriageCloud", "TriageJSON", "TriageSystem"]),
     ],

@@ -1,0 +1,255 @@
+// INT8 matrix products: y[m, n] = sx[m]·sw[n]·Σk (xq[m,k] − zx[m])·wq[n,k] + bias[n].
+//
+// Weights are int8, symmetric, one scale per output channel (range ±127, so the product
+// of a uint8 and an int8 never needs the −128 corner). Activations are quantized at run time
+// per row, asymmetric uint8 with a zero point: a row of GELU outputs in [−0.17, 6] uses all
+// 256 levels, where ONNX Runtime's one scale per tensor spends them on the widest row.
+//
+// Accumulation is int32 and exact: |xq·wq| ≤ 255·127, so K up to 66,000 cannot overflow.
+// The zero point is removed with precomputed column sums, Σk zx·wq[n,k] = zx·colSum[n].
+// Every kernel finishes with the same float expression in the same order, so all of them
+// give bit-identical outputs; the tests hold each one to the scalar reference.
+
+/// Weights packed for the kernels: blocks of 16 output channels, and within a block, for
+/// each group of 4 consecutive k, the 16 × 4 bytes side by side. That is the operand
+/// layout of `vpdpbusd` (16 int32 lanes, each the dot product of 4 byte pairs), and the
+/// other kernels read the same layout.
+public final class PackedInt8Matrix: @unchecked Sendable {
+    public let rows: Int          // N, output channels
+    public let columns: Int       // K, input features
+    public let paddedColumns: Int // K rounded up to a multiple of 4
+    public let blocks: Int        // ceil(N / 16)
+    /// blocks × (paddedColumns / 4) × 64 bytes, 64-byte aligned.
+    public let data: UnsafeMutablePointer<Int8>
+    /// Per output channel: scale, and the sum of its int8 weights (for the zero point).
+    public let scales: FloatBuffer
+    public let columnSums: UnsafeMutablePointer<Int32>
+
+    public static let blockWidth = 16
+
+    /// Packs a row-major [rows × columns] int8 matrix with one scale per row.
+    public init(weights: UnsafePointer<Int8>, scales: [Float], rows: Int, columns: Int) {
+        precondition(scales.count == rows)
+        self.rows = rows
+        self.columns = columns
+        paddedColumns = (columns + 3) / 4 * 4
+        blocks = (rows + 15) / 16
+        let groups = paddedColumns / 4
+        let bytes = blocks * groups * 64
+        data = UnsafeMutableRawPointer.allocate(byteCount: max(64, bytes), alignment: 64)
+            .bindMemory(to: Int8.self, capacity: max(64, bytes))
+        data.initialize(repeating: 0, count: max(64, bytes))
+        let sumsCount = blocks * 16
+        columnSums = UnsafeMutablePointer<Int32>.allocate(capacity: sumsCount)
+        columnSums.initialize(repeating: 0, count: sumsCount)
+        let paddedScales = FloatBuffer(count: sumsCount)
+        for n in 0..<rows {
+            paddedScales[n] = scales[n]
+            let b = n / 16, lane = n % 16
+            var sum: Int32 = 0
+            for k in 0..<columns {
+                let w = weights[n * columns + k]
+                sum += Int32(w)
+                data[((b * groups + k / 4) * 16 + lane) * 4 + k % 4] = w
+            }
+            columnSums[n] = sum
+        }
+        self.scales = paddedScales
+    }
+
+    deinit {
+        data.deallocate()
+        columnSums.deallocate()
+    }
+
+    /// The int8 weight at (n, k), read back from the packed layout.
+    public func weight(_ n: Int, _ k: Int) -> Int8 {
+        data[(((n / 16) * (paddedColumns / 4) + k / 4) * 16 + n % 16) * 4 + k % 4]
+    }
+
+    public var storedBytes: Int { blocks * (paddedColumns / 4) * 64 }
+}
+
+/// Activations quantized per row: uint8 values in rows of `stride` bytes (K rounded up to a
+/// multiple of 4, the padding zero), with each row's scale and zero point.
+public struct QuantizedRows {
+    public var values: UnsafeMutablePointer<UInt8>
+    public var stride: Int
+    public var scales: UnsafeMutablePointer<Float>
+    public var zeroPoints: UnsafeMutablePointer<Int32>
+    public init(values: UnsafeMutablePointer<UInt8>, stride: Int, scales: UnsafeMutablePointer<Float>,
+                zeroPoints: UnsafeMutablePointer<Int32>) {
+        self.values = values; self.stride = stride; self.scales = scales; self.zeroPoints = zeroPoints
+    }
+}
+
+/// Scratch space for quantized activations, grown on demand and reused.
+public final class QuantizationScratch: @unchecked Sendable {
+    private var capacityRows = 0, capacityStride = 0
+    private var values: UnsafeMutablePointer<UInt8>? = nil
+    private var scales: UnsafeMutablePointer<Float>? = nil
+    private var zeros: UnsafeMutablePointer<Int32>? = nil
+    public init() {}
+    deinit { values?.deallocate(); scales?.deallocate(); zeros?.deallocate() }
+
+    public func rows(_ m: Int, columns k: Int) -> QuantizedRows {
+        let stride = (k + 3) / 4 * 4
+        if m * stride > capacityRows * capacityStride || m > capacityRows {
+            values?.deallocate(); scales?.deallocate(); zeros?.deallocate()
+            capacityRows = max(m, capacityRows)
+            capacityStride = max(stride, capacityStride)
+            let bytes = capacityRows * capacityStride
+            values = UnsafeMutableRawPointer.allocate(byteCount: bytes + 64, alignment: 64).bindMemory(to: UInt8.self, capacity: bytes + 64)
+            scales = .allocate(capacity: capacityRows)
+            zeros = .allocate(capacity: capacityRows)
+        }
+        return QuantizedRows(values: values!, stride: stride, scales: scales!, zeroPoints: zeros!)
+    }
+}
+
+public enum Int8Quantization {
+    /// Symmetric per-row int8: scale = max|w| / 127, q = round(w / scale) in [−127, 127].
+    public static func quantizeWeights(_ w: UnsafePointer<Float>, rows: Int, columns: Int) -> (values: [Int8], scales: [Float]) {
+        var values = [Int8](repeating: 0, count: rows * columns)
+        var scales = [Float](repeating: 1, count: rows)
+        for n in 0..<rows {
+            var maxAbs: Float = 0
+            for k in 0..<columns { maxAbs = max(maxAbs, abs(w[n * columns + k])) }
+            let scale = maxAbs > 0 ? maxAbs / 127 : 1
+            scales[n] = scale
+            for k in 0..<columns {
+                let q = (w[n * columns + k] / scale).rounded(.toNearestOrEven)
+                values[n * columns + k] = Int8(max(-127, min(127, q)))
+            }
+        }
+        return (values, scales)
+    }
+
+    /// Asymmetric uint8 per row, the range widened to include 0 so that 0 is exact:
+    /// scale = (max − min) / 255, zero = round(−min / scale), q = clamp(round(x / scale) + zero).
+    @inlinable
+    public static func quantizeRows(_ x: UnsafePointer<Float>, rows m: Int, columns k: Int, ldx: Int? = nil,
+                                    into out: QuantizedRows, rowRange: Range<Int>? = nil)
+    {
+        let ldx = ldx ?? k
+        for r in rowRange ?? 0..<m {
+            let row = x + r * ldx
+            var lo = FloatVector(repeating: 0), hi = FloatVector(repeating: 0)
+            var i = 0
+            while i + 16 <= k {
+                let v = FloatVector(load: row + i)
+                lo = pointwiseMin(lo, v); hi = pointwiseMax(hi, v)
+                i += 16
+            }
+            var mn = lo.min(), mx = hi.max()
+            while i < k { mn = min(mn, row[i]); mx = max(mx, row[i]); i += 1 }
+            var scale = (mx - mn) / 255
+            if !(scale > 0) || !scale.isFinite { scale = 1 }
+            let zero = max(0, min(255, (-mn / scale).rounded(.toNearestOrEven)))
+            out.scales[r] = scale
+            out.zeroPoints[r] = Int32(zero)
+            let dst = out.values + r * out.stride
+            let scaleV = FloatVector(repeating: scale), zeroV = FloatVector(repeating: zero)
+            let lowV = FloatVector(repeating: 0), highV = FloatVector(repeating: 255)
+            i = 0
+            while i + 16 <= k {
+                let q = ((FloatVector(load: row + i) / scaleV).rounded(.toNearestOrEven) + zeroV)
+                    .clamped(lowerBound: lowV, upperBound: highV)
+                let qi = SIMD16<Int32>(q, rounding: .towardZero)
+                UnsafeMutableRawPointer(dst + i).storeBytes(of: SIMD16<UInt8>(truncatingIfNeeded: qi), as: SIMD16<UInt8>.self)
+                i += 16
+            }
+            while i < k {
+                let q = max(0, min(255, (row[i] / scale).rounded(.toNearestOrEven) + zero))
+                dst[i] = UInt8(q)
+                i += 1
+            }
+            while i < out.stride { dst[i] = 0; i += 1 }
+        }
+    }
+
+    /// The shared epilogue: y = Float(acc − zero·colSum) · (sx · sw) + bias. Kept as one
+    /// function so every kernel rounds identically.
+    @inlinable @inline(__always)
+    public static func dequantize(_ acc: Int32, zero: Int32, columnSum: Int32, rowScale: Float, columnScale: Float,
+                                  bias: Float) -> Float {
+        Float(acc &- zero &* columnSum) * (rowScale * columnScale) + bias
+    }
+}
+
+/// Arguments of one INT8 product: rows `rowRange` of the quantized activations times the
+/// column blocks `blockRange` of the packed weights, written to `out` (row stride `ldo`).
+public struct Int8GemmArguments {
+    public var a: QuantizedRows
+    public var w: PackedInt8Matrix
+    public var bias: UnsafePointer<Float>?
+    public var out: UnsafeMutablePointer<Float>
+    public var ldo: Int
+    public var rowRange: Range<Int>
+    public var blockRange: Range<Int>
+    public init(a: QuantizedRows, w: PackedInt8Matrix, bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>,
+                ldo: Int, rowRange: Range<Int>, blockRange: Range<Int>) {
+        self.a = a; self.w = w; self.bias = bias; self.out = out; self.ldo = ldo
+        self.rowRange = rowRange; self.blockRange = blockRange
+    }
+}
+
+/// One implementation of the INT8 product for one instruction set.
+public struct Int8Kernel: Sendable {
+    public let name: String
+    public let gemm: @Sendable (Int8GemmArguments) -> Void
+    public init(name: String, gemm: @escaping @Sendable (Int8GemmArguments) -> Void) {
+        self.name = name; self.gemm = gemm
+    }
+
+    /// Plain Swift over the packed layout; runs on any CPU.
+    public static let portable = Int8Kernel(name: "portable") { args in
+        let w = args.w, groups = w.paddedColumns / 4
+        var acc = [Int32](repeating: 0, count: 16)
+        for r in args.rowRange {
+            let x = args.a.values + r * args.a.stride
+            let zero = args.a.zeroPoints[r], rowScale = args.a.scales[r]
+            for b in args.blockRange {
+                for l in 0..<16 { acc[l] = 0 }
+                let block = w.data + b * groups * 64
+                for g in 0..<groups {
+                    let x0 = Int32(x[4 * g]), x1 = Int32(x[4 * g + 1]), x2 = Int32(x[4 * g + 2]), x3 = Int32(x[4 * g + 3])
+                    let p = block + g * 64
+                    for l in 0..<16 {
+                        acc[l] &+= x0 &* Int32(p[4 * l]) &+ x1 &* Int32(p[4 * l + 1])
+                            &+ x2 &* Int32(p[4 * l + 2]) &+ x3 &* Int32(p[4 * l + 3])
+                    }
+                }
+                for l in 0..<min(16, w.rows - b * 16) {
+                    let n = b * 16 + l
+                    args.out[r * args.ldo + n] = Int8Quantization.dequantize(
+                        acc[l], zero: zero, columnSum: w.columnSums[n], rowScale: rowScale,
+                        columnScale: w.scales[n], bias: args.bias?[n] ?? 0)
+                }
+            }
+        }
+    }
+}
+
+extension Reference {
+    /// The yardstick for every INT8 kernel: unpacked weights, one multiply-add at a time.
+    public static func int8Gemm(x: [UInt8], rows m: Int, columns k: Int, rowScales: [Float], zeroPoints: [Int32],
+                                weights: [Int8], weightScales: [Float], outFeatures n: Int, bias: [Float]?) -> [Float]
+    {
+        var y = [Float](repeating: 0, count: m * n)
+        for r in 0..<m {
+            for c in 0..<n {
+                var acc: Int32 = 0
+                var colSum: Int32 = 0
+                for i in 0..<k {
+                    acc += Int32(x[r * k + i]) * Int32(weights[c * k + i])
+                    colSum += Int32(weights[c * k + i])
+                }
+                y[r * n + c] = Int8Quantization.dequantize(acc, zero: zeroPoints[r], columnSum: colSum,
+                                                           rowScale: rowScales[r], columnScale: weightScales[c],
+                                                           bias: bias?[c] ?? 0)
+            }
+        }
+        return y
+    }
+}

@@ -1,0 +1,225 @@
+// A real HTTP/1.1 server for the tests: Glibc sockets on 127.0.0.1, an ephemeral port, a
+// thread per connection, keep-alive and Content-Length bodies. Each request takes the next
+// behaviour from a script, so a test can say "529, then 529, then answer" and watch the real
+// libcurl client deal with it on the wire.
+
+import Foundation
+import Glibc
+
+final class TestServer: @unchecked Sendable {
+    enum Behaviour: Sendable {
+        /// A valid Messages API response.
+        case ok(text: String = "Your order ships tomorrow.", stopReason: String = "end_turn",
+                inputTokens: Int = 12, outputTokens: Int = 34, model: String = "claude-test-model")
+        /// An Anthropic-style error body with this status; `retryAfter` becomes a header.
+        case error(status: Int, type: String = "api_error", message: String = "something went wrong",
+                   retryAfter: String? = nil)
+        /// 401 whose message echoes the x-api-key it received, as a careless gateway might.
+        case unauthorizedEchoingKey
+        /// Any status and body, verbatim.
+        case raw(status: Int, body: String, headers: [(String, String)] = [])
+        /// Announces `Content-Length` 200 bytes longer than it sends, then closes.
+        case truncated
+        /// Reads the request, waits, then closes without answering.
+        case stall(seconds: Double)
+        /// Reads the request and closes at once without answering.
+        case drop
+    }
+
+    struct Request: Sendable {
+        let method: String
+        let path: String
+        let headers: [(String, String)]
+        let body: [UInt8]
+        func header(_ name: String) -> String? {
+            headers.last { $0.0.lowercased() == name.lowercased() }?.1
+        }
+        var json: [String: Any]? {
+            (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
+        }
+    }
+
+    let port: UInt16
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+    private let listenFD: Int32
+    private let lock = NSLock()
+    private var script: [Behaviour]
+    private let fallback: Behaviour
+    private var _requests: [Request] = []
+    private var _connections = 0
+    private var stopped = false
+
+    init(script: [Behaviour] = [], fallback: Behaviour = .ok()) {
+        self.script = script
+        self.fallback = fallback
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        precondition(fd >= 0, "socket failed")
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0 // the kernel picks a free port
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        precondition(bound == 0, "bind failed")
+        precondition(listen(fd, 64) == 0, "listen failed")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        port = UInt16(bigEndian: addr.sin_port)
+        listenFD = fd
+        let t = Thread { [self] in acceptLoop() }
+        t.start()
+    }
+
+    deinit { stop() }
+
+    var requests: [Request] { lock.withLock { _requests } }
+    var connections: Int { lock.withLock { _connections } }
+
+    func enqueue(_ behaviours: Behaviour...) { lock.withLock { script.append(contentsOf: behaviours) } }
+
+    func stop() {
+        let first = lock.withLock { () -> Bool in
+            defer { stopped = true }
+            return !stopped
+        }
+        if first {
+            // Shutting a listening socket down makes a blocked accept() return.
+            shutdown(listenFD, Int32(SHUT_RDWR))
+            close(listenFD)
+        }
+    }
+
+    private func acceptLoop() {
+        while true {
+            let c = accept(listenFD, nil, nil)
+            if c < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            lock.withLock { _connections += 1 }
+            let t = Thread { [self] in serve(c) }
+            t.start()
+        }
+    }
+
+    private func nextBehaviour() -> Behaviour {
+        lock.withLock { script.isEmpty ? fallback : script.removeFirst() }
+    }
+
+    private func serve(_ fd: Int32) {
+        var reader = Reader(fd: fd)
+        defer { close(fd) }
+        while let request = reader.readRequest() {
+            lock.withLock { _requests.append(request) }
+            switch nextBehaviour() {
+            case let .ok(text, stopReason, input, output, model):
+                let body = """
+                {"id":"msg_test","type":"message","role":"assistant","model":\(jsonString(model)),\
+                "content":[{"type":"text","text":\(jsonString(text))}],"stop_reason":\(jsonString(stopReason)),\
+                "stop_sequence":null,"usage":{"input_tokens":\(input),"output_tokens":\(output)}}
+                """
+                respond(fd, status: 200, body: body)
+            case let .error(status, type, message, retryAfter):
+                let body = #"{"type":"error","error":{"type":\#(jsonString(type)),"message":\#(jsonString(message))}}"#
+                respond(fd, status: status, body: body, headers: retryAfter.map { [("Retry-After", $0)] } ?? [])
+            case .unauthorizedEchoingKey:
+                let key = request.header("x-api-key") ?? ""
+                let body = #"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key \#(key)"}}"#
+                respond(fd, status: 401, body: body, headers: [("X-Echo", key)])
+            case let .raw(status, body, headers):
+                respond(fd, status: status, body: body, headers: headers)
+            case .truncated:
+                let body = #"{"type":"message","content":[{"type":"text","text":"cut"#
+                send(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count + 200)\r\n\r\n" + body)
+                return
+            case .stall(let seconds):
+                Thread.sleep(forTimeInterval: seconds)
+                return
+            case .drop:
+                return
+            }
+        }
+    }
+
+    private func respond(_ fd: Int32, status: Int, body: String, headers: [(String, String)] = []) {
+        var head = "HTTP/1.1 \(status) \(reason(status))\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
+        for (k, v) in headers { head += "\(k): \(v)\r\n" }
+        send(fd, head + "\r\n" + body)
+    }
+
+    private func send(_ fd: Int32, _ text: String) {
+        let bytes = Array(text.utf8)
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { if errno == EINTR { continue }; return }
+            off += n
+        }
+    }
+
+    private func reason(_ status: Int) -> String {
+        switch status {
+        case 200: return "OK"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 429: return "Too Many Requests"
+        case 500: return "Internal Server Error"
+        case 529: return "Overloaded"
+        default: return "Status"
+        }
+    }
+}
+
+func jsonString(_ s: String) -> String {
+    let data = try! JSONSerialization.data(withJSONObject: [s], options: [.fragmentsAllowed])
+    let array = String(decoding: data, as: UTF8.self)
+    return String(array.dropFirst().dropLast())
+}
+
+/// Reads HTTP/1.1 requests (request line, headers, Content-Length body) off a socket.
+private struct Reader {
+    let fd: Int32
+    var buffer: [UInt8] = []
+
+    mutating func fill() -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            buffer.append(contentsOf: chunk[0..<n])
+            return true
+        }
+    }
+
+    mutating func readRequest() -> TestServer.Request? {
+        let terminator: [UInt8] = [13, 10, 13, 10]
+        var headerEnd: Int?
+        while headerEnd == nil {
+            if buffer.count >= 4 {
+                headerEnd = (0...(buffer.count - 4)).first { Array(buffer[$0..<$0 + 4]) == terminator }
+            }
+            if headerEnd == nil && !fill() { return nil }
+        }
+        let head = String(decoding: buffer[0..<headerEnd!], as: UTF8.self)
+        buffer.removeFirst(headerEnd! + 4)
+        var lines = head.components(separatedBy: "\r\n")
+        let requestLine = lines.removeFirst().split(separator: " ")
+        guard requestLine.count >= 2 else { return nil }
+        var headers: [(String, String)] = []
+        for line in lines {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+        }
+        let length = headers.last { $0.0.lowercased() == "content-length" }.flatMap { Int($0.1) } ?? 0
+        while buffer.count < length { if !fill() { return nil } }
+        let body = Array(buffer[0..<length])
+        buffer.removeFirst(length)
+        return TestServer.Request(method: String(requestLine[0]), path: String(requestLine[1]), headers: headers, body: body)
+    }
+}

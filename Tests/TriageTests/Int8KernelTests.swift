@@ -1,0 +1,101 @@
+import Testing
+import TriageKernels
+import TriageKernelSelect
+
+/// Every INT8 kernel this CPU can run, bit-exact against the scalar reference on shapes that
+/// are not multiples of the kernels' blocks (4 rows, 16 or 64 columns, 4 k).
+@Suite struct Int8KernelTests {
+    static let shapes: [(m: Int, k: Int, n: Int)] = [
+        (1, 1, 1), (1, 3, 17), (2, 4, 16), (3, 5, 33), (4, 64, 64), (5, 37, 65), (7, 100, 130),
+        (9, 384, 51), (13, 129, 200), (17, 72, 216), (4, 3072, 20),
+    ]
+
+    @Test(arguments: KernelSelection.available().map(\.name))
+    func kernelMatchesReferenceBitForBit(kernelName: String) throws {
+        let kernel = try KernelSelection.select(kernelName)
+        var rng = SplitMix(seed: 11)
+        for (m, k, n) in Self.shapes {
+            // Extremes included: 255 × ±127 products, all-zero and constant rows.
+            let x: [Float] = (0..<(m * k)).map { i in
+                i % 97 == 0 ? 0 : Float(Int(rng.next() % 20001) - 10000) / 997
+            }
+            let w: [Float] = (0..<(n * k)).map { _ in Float(Int(rng.next() % 20001) - 10000) / 5003 }
+            let bias: [Float] = (0..<n).map { _ in Float(Int(rng.next() % 2001) - 1000) / 100 }
+            let (wq, ws) = w.withUnsafeBufferPointer { Int8Quantization.quantizeWeights($0.baseAddress!, rows: n, columns: k) }
+            let packed = wq.withUnsafeBufferPointer { PackedInt8Matrix(weights: $0.baseAddress!, scales: ws, rows: n, columns: k) }
+            for nn in 0..<n { for kk in 0..<k { #expect(packed.weight(nn, kk) == wq[nn * k + kk]) } }
+            let scratch = QuantizationScratch()
+            let rows = scratch.rows(m, columns: k)
+            x.withUnsafeBufferPointer { Int8Quantization.quantizeRows($0.baseAddress!, rows: m, columns: k, into: rows) }
+            var xq = [UInt8](), sx = [Float](), zx = [Int32]()
+            for r in 0..<m {
+                for i in 0..<k { xq.append(rows.values[r * rows.stride + i]) }
+                sx.append(rows.scales[r]); zx.append(rows.zeroPoints[r])
+            }
+            let expected = Reference.int8Gemm(x: xq, rows: m, columns: k, rowScales: sx, zeroPoints: zx,
+                                              weights: wq, weightScales: ws, outFeatures: n, bias: bias)
+            var y = [Float](repeating: .nan, count: m * n + 7)
+            for withBias in [true, false] {
+                y.withUnsafeMutableBufferPointer { out in
+                    bias.withUnsafeBufferPointer { b in
+                        kernel.gemm(Int8GemmArguments(a: rows, w: packed, bias: withBias ? b.baseAddress! : nil,
+                                                      out: out.baseAddress!, ldo: n, rowRange: 0..<m,
+                                                      blockRange: 0..<packed.blocks))
+                    }
+                }
+                let want = withBias ? expected : Reference.int8Gemm(x: xq, rows: m, columns: k, rowScales: sx, zeroPoints: zx,
+                                                                    weights: wq, weightScales: ws, outFeatures: n, bias: nil)
+                let same = zip(y.prefix(m * n), want).allSatisfy { $0.bitPattern == $1.bitPattern }
+                #expect(same, "\(kernelName) differs from the reference at m=\(m) k=\(k) n=\(n) bias=\(withBias)")
+                let untouched = y[(m * n)...].allSatisfy { $0.isNaN }
+                #expect(untouched, "\(kernelName) wrote past the output")
+            }
+        }
+    }
+
+    @Test func quantizedRowsReconstructTheInput() {
+        var rng = SplitMix(seed: 5)
+        let m = 6, k = 45
+        var x: [Float] = (0..<(m * k)).map { _ in Float(Int(rng.next() % 2001) - 1000) / 100 }
+        for i in 0..<k { x[i] = 0 }                 // an all-zero row
+        for i in 0..<k { x[k + i] = 3.5 }           // a constant positive row
+        let scratch = QuantizationScratch()
+        let rows = scratch.rows(m, columns: k)
+        x.withUnsafeBufferPointer { Int8Quantization.quantizeRows($0.baseAddress!, rows: m, columns: k, into: rows) }
+        for r in 0..<m {
+            let s = rows.scales[r], z = rows.zeroPoints[r]
+            #expect(z >= 0 && z <= 255)
+            for i in 0..<k {
+                let back = Float(Int32(rows.values[r * rows.stride + i]) - z) * s
+                #expect(abs(back - x[r * k + i]) <= s / 2 * 1.0001, "row \(r) col \(i)")
+            }
+            for i in k..<rows.stride { #expect(rows.values[r * rows.stride + i] == 0) }
+        }
+        #expect(Float(Int32(rows.values[0]) - rows.zeroPoints[0]) * rows.scales[0] == 0, "zero must stay exact")
+    }
+
+    @Test func selectionHonoursNamesAndRejectsUnknownOnes() throws {
+        #expect(try KernelSelection.select("portable").name == "portable")
+        #expect(throws: KernelSelectionError.self) { try KernelSelection.select("sse9") }
+        let noAVX = CPUFeatures(modelName: "old", flags: ["sse2"], logicalCores: 1)
+        #expect(KernelSelection.available(noAVX).map(\.name) == ["portable"])
+        #expect(throws: KernelSelectionError.self) { try KernelSelection.select("vnni", cpu: noAVX) }
+        #expect(try KernelSelection.select(nil, cpu: noAVX).name == "portable")
+    }
+}
+
+@Suite struct WorkerPoolTests {
+    @Test func everyTaskRunsExactlyOnceAcrossManyJobs() {
+        let pool = WorkerPool(threads: 3)
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: 64)
+        defer { counts.deallocate() }
+        for job in 0..<2000 {
+            let n = job % 64 + 1
+            counts.initialize(repeating: 0, count: n)
+            pool.run(n) { i in counts[i] += 1 }
+            #expect((0..<n).allSatisfy { counts[$0] == 1 }, "job \(job)")
+            if job % 500 == 0 { Clock.sleep(seconds: 0.001) }  // let workers park and wake again
+        }
+    }
+}
+import TriageSystem
