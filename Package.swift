@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "TriageKernelSelect", dependencies: ["TriageKernels", "TriageKernelsAVX2", "TriageKernelsAVX512", "TriageSystem"]),
         .target(name: "TriageModel", dependencies: ["TriageJSON", "TriageSystem", "TriageTensors", "TriageKernels"]),
         .target(name: "TriageClassifier", dependencies: [
-            "TriageJSON", "TriageSystem", "TriageTokenizer", "TriageKernels", "TriageModel",
+            "TriageJSON", "TriageSystem", "TriageTokenizer", "TriageKernels", "TriageKernelSelect", "TriageModel",
         ]),
         // The cloud tiers: the Anthropic Messages API over libcurl, retries, circuit breakers.
         .target(name: "TriageCloud", dependencies: ["CCurl", "TriageJSON", "TriageSystem"],

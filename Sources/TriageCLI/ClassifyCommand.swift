@@ -14,6 +14,7 @@ struct Classify: ParsableCommand {
             """)
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var runtimeOptions: RuntimeOptions
     @Flag(help: "Print one JSON object per input.") var json = false
     @Option(help: "Inputs classified together in one packed batch.") var batchSize = 32
     @Argument(help: "Texts to classify; without any, one per line on standard input.") var texts: [String] = []
@@ -25,7 +26,7 @@ struct Classify: ParsableCommand {
     func run() throws {
         try TriageCLI.run {
             let inputs = try readInputs(texts)
-            let classifier = try Classifier.load(directory: modelOptions.resolve())
+            let classifier = try Classifier.load(directory: modelOptions.resolve(), options: runtimeOptions.classifierOptions)
             var workspace = Workspace()
             if !json {
                 StandardOutput.write(pad("LABEL", 28) + "  CONF   OOS  TEXT\n")

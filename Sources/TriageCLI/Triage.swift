@@ -1,4 +1,6 @@
 import ArgumentParser
+import TriageClassifier
+import TriageKernels
 import TriageSystem
 
 @main
@@ -14,7 +16,7 @@ struct Triage: ParsableCommand {
             Exit status: 0 on success, 1 when the work could not be done (missing model, bad file), \
             64 for a usage error.
             """,
-        subcommands: [Classify.self, Tokenize.self, Bench.self])
+        subcommands: [Classify.self, Tokenize.self, Quantize.self, Bench.self])
 }
 
 /// The model directory option shared by every command.
@@ -34,6 +36,22 @@ struct ModelOptions: ParsableArguments {
         }
         for c in candidates where FileSystem.isDirectory(c) { return c }
         throw CLIError("no model found: pass --model DIR or set TRIAGE_MODEL (looked in \(candidates.joined(separator: ", ")))")
+    }
+}
+
+/// How the forward pass runs, shared by the commands that classify.
+struct RuntimeOptions: ParsableArguments {
+    @Flag(help: "Use the INT8 model beside --model (DIR-int8), quantizing in memory if there is none.")
+    var int8 = false
+    @Option(help: "Threads for the forward pass (default: the cores there are).")
+    var threads: Int?
+
+    func validate() throws {
+        if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be between 1 and 256") }
+    }
+
+    var classifierOptions: Classifier.Options {
+        Classifier.Options(threads: threads ?? Runtime.defaultThreads, int8: int8)
     }
 }
 

@@ -1,4 +1,5 @@
 import TriageJSON
+import TriageKernelSelect
 import TriageKernels
 import TriageModel
 import TriageSystem
@@ -68,10 +69,37 @@ public final class Classifier: Sendable {
         self.directory = directory; self.tokenizer = tokenizer; self.model = model; self.calibration = calibration
     }
 
-    public static func load(directory: String) throws -> Classifier {
+    public struct Options: Sendable {
+        /// Threads for the forward pass (default: the cores there are).
+        public var threads = Runtime.defaultThreads
+        /// Use the INT8 model beside this one (`DIR-int8`), quantizing in memory if there is none.
+        public var int8 = false
+        /// The INT8 kernel by name (vnni, avx2, portable); nil: $TRIAGE_KERNEL, else the best.
+        public var kernel: String? = nil
+        public init(threads: Int = Runtime.defaultThreads, int8: Bool = false, kernel: String? = nil) {
+            self.threads = threads; self.int8 = int8; self.kernel = kernel
+        }
+    }
+
+    /// Where the INT8 twin of a model directory lives.
+    public static func int8Directory(for directory: String) -> String {
+        var d = directory
+        while d.count > 1 && d.hasSuffix("/") { d.removeLast() }
+        return d + "-int8"
+    }
+
+    public static func load(directory: String, options: Options = Options()) throws -> Classifier {
         guard FileSystem.isDirectory(directory) else { throw ClassifierError("model directory \(directory) does not exist") }
-        let weights: DistilBertWeights
-        do { weights = try DistilBertWeights.load(directory: directory) } catch { throw ClassifierError("\(error)") }
+        var weights: DistilBertWeights
+        let kernel = try KernelSelection.select(options.kernel)
+        do {
+            if options.int8 && FileSystem.isDirectory(int8Directory(for: directory)) {
+                weights = try DistilBertWeights.load(directory: int8Directory(for: directory))
+            } else {
+                weights = try DistilBertWeights.load(directory: directory)
+                if options.int8 && !weights.isInt8 { weights = try Quantizer.quantizeInMemory(weights, embeddings: true) }
+            }
+        } catch { throw ClassifierError("\(error)") }
         guard weights.head != nil else {
             throw ClassifierError("\(directory) holds an encoder without a classification head (no pre_classifier/classifier tensors)")
         }
@@ -84,7 +112,8 @@ public final class Classifier: Sendable {
         if let oos = calibration.outOfScopeLabel, calibration.minConfidence == 0, !weights.config.labels.contains(oos) {
             throw ClassifierError("\(directory)/triage.json names out-of-scope label '\(oos)', which the model does not have")
         }
-        return Classifier(directory: directory, tokenizer: tokenizer, model: DistilBertModel(weights: weights),
+        let runtime = Runtime(threads: options.threads, int8: kernel)
+        return Classifier(directory: directory, tokenizer: tokenizer, model: DistilBertModel(weights: weights, runtime: runtime),
                           calibration: calibration)
     }
 

@@ -44,15 +44,24 @@ public struct Workspace {
     var x = ScratchBuffer(), qkv = ScratchBuffer(), ctx = ScratchBuffer(), tmp = ScratchBuffer()
     var hidden = ScratchBuffer(), scores = ScratchBuffer()
     var clsX = ScratchBuffer(), clsCtx = ScratchBuffer(), clsTmp = ScratchBuffer(), clsHidden = ScratchBuffer()
+    let quantized = QuantizationScratch()
     public init() {}
 }
 
 /// The DistilBERT forward pass in FP32: one plain function per layer.
 public final class DistilBertModel: Sendable {
     public let weights: DistilBertWeights
+    public let runtime: Runtime
     public var config: DistilBertConfig { weights.config }
 
-    public init(weights: DistilBertWeights) { self.weights = weights }
+    /// Products smaller than this many multiply-adds run on the calling thread: waking the
+    /// pool costs more than it saves.
+    static let parallelThreshold = 64 * 1024
+
+    public init(weights: DistilBertWeights, runtime: Runtime = Runtime(threads: 1, int8: .portable)) {
+        self.weights = weights
+        self.runtime = runtime
+    }
 
     public func forward(_ input: PackedSequences, workspace ws: inout Workspace) throws -> ModelOutput {
         let c = config
@@ -75,17 +84,16 @@ public final class DistilBertModel: Sendable {
         let ctx = ws.ctx.pointer(count: total * d)
         let tmp = ws.tmp.pointer(count: total * d)
         let hidden = ws.hidden.pointer(count: total * c.hiddenDim)
-        let scores = ws.scores.pointer(count: maxLen * maxLen)
+        let scores = ws.scores.pointer(count: runtime.threads * maxLen * maxLen)
 
         embeddings(input, offsets: offsets, into: x)
         for (l, layer) in weights.layers.enumerated() {
             let rows = total
-            FloatKernels.linear(x, rows: rows, inFeatures: d, weight: layer.qkv.weight.pointer,
-                                bias: layer.qkv.bias.pointer, outFeatures: 3 * d, into: qkv)
+            linear(layer.qkv, x, rows: rows, into: qkv, ws)
             if l < c.nLayers - 1 {
                 attention(qkv: qkv, lengths: input.lengths, offsets: offsets, queriesPerSequence: nil,
                           scores: scores, into: ctx)
-                attentionOutputAndFFN(layer, x: x, ctx: ctx, rows: rows, tmp: tmp, hidden: hidden)
+                attentionOutputAndFFN(layer, x: x, ctx: ctx, rows: rows, tmp: tmp, hidden: hidden, ws)
             } else {
                 // Only [CLS] feeds the head: the last layer's queries, attention output and
                 // FFN are computed for the first token of each sequence alone.
@@ -96,14 +104,14 @@ public final class DistilBertModel: Sendable {
                 for b in 0..<batch { (clsX + b * d).update(from: x + offsets[b] * d, count: d) }
                 attention(qkv: qkv, lengths: input.lengths, offsets: offsets, queriesPerSequence: 1,
                           scores: scores, into: clsCtx)
-                attentionOutputAndFFN(layer, x: clsX, ctx: clsCtx, rows: batch, tmp: clsTmp, hidden: clsHidden)
+                attentionOutputAndFFN(layer, x: clsX, ctx: clsCtx, rows: batch, tmp: clsTmp, hidden: clsHidden, ws)
             }
         }
         let clsOut = ws.clsX.pointer(count: batch * d)
         var output = ModelOutput(cls: Array(UnsafeBufferPointer(start: clsOut, count: batch * d)), logits: [],
                                  dim: d, labelCount: weights.head == nil ? 0 : c.labels.count)
         if let head = weights.head {
-            output.logits = classify(head, cls: clsOut, batch: batch, scratch: ws.clsTmp.pointer(count: batch * d))
+            output.logits = classify(head, cls: clsOut, batch: batch, scratch: ws.clsTmp.pointer(count: batch * d), ws)
         }
         return output
     }
@@ -132,17 +140,64 @@ public final class DistilBertModel: Sendable {
     {
         let c = config, d = c.dim, dh = c.headDim, ld = 3 * d
         let scale = 1 / Float(dh).squareRoot()
-        for (b, n) in lengths.enumerated() {
-            let queries = min(queriesPerSequence ?? n, n)
-            let base = qkv + offsets[b] * ld
-            let out = queriesPerSequence == nil ? ctx + offsets[b] * d : ctx + b * queries * d
-            for h in 0..<c.nHeads {
+        let maxLen = lengths.max() ?? 0
+        let tasks = lengths.count * c.nHeads
+        let work = lengths.reduce(0) { $0 + min(queriesPerSequence ?? $1, $1) * $1 } * d * 2
+        let chunks = work < Self.parallelThreshold ? 1 : min(runtime.threads, tasks)
+        let body = { (chunk: Int) in
+            let s = scores + chunk * maxLen * maxLen
+            for task in (tasks * chunk / chunks)..<(tasks * (chunk + 1) / chunks) {
+                let b = task / c.nHeads, h = task % c.nHeads, n = lengths[b]
+                let queries = min(queriesPerSequence ?? n, n)
+                let base = qkv + offsets[b] * ld
+                let out = queriesPerSequence == nil ? ctx + offsets[b] * d : ctx + b * queries * d
                 let q = base + h * dh, k = base + d + h * dh, v = base + 2 * d + h * dh
                 cblas_sgemm_rowmajor(m: queries, n: n, k: dh, alpha: scale, a: q, lda: ld, transA: false,
-                                     b: k, ldb: ld, transB: true, c: scores, ldc: n)
-                for r in 0..<queries { FloatKernels.softmaxRow(scores + r * n, count: n) }
-                cblas_sgemm_rowmajor(m: queries, n: dh, k: n, alpha: 1, a: scores, lda: n, transA: false,
+                                     b: k, ldb: ld, transB: true, c: s, ldc: n)
+                for r in 0..<queries { FloatKernels.softmaxRow(s + r * n, count: n) }
+                cblas_sgemm_rowmajor(m: queries, n: dh, k: n, alpha: 1, a: s, lda: n, transA: false,
                                      b: v, ldb: ld, transB: false, c: out + h * dh, ldc: d)
+            }
+        }
+        if chunks == 1 { body(0) } else { runtime.pool.run(chunks, body) }
+    }
+
+    /// y = x · Wᵀ + bias through OpenBLAS (FP32) or the INT8 kernel, split by output
+    /// columns across the pool.
+    func linear(_ l: Linear, _ x: UnsafeMutablePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>,
+                _ ws: Workspace)
+    {
+        let n = l.outFeatures, k = l.inFeatures
+        let parallel = rows * n * k >= Self.parallelThreshold && runtime.threads > 1
+        switch l.weight {
+        case let .float(w):
+            if !parallel {
+                FloatKernels.linear(x, rows: rows, inFeatures: k, weight: w.pointer, bias: l.bias.pointer, outFeatures: n, into: y)
+                return
+            }
+            runtime.pool.parallelRanges(n, grain: 16) { cols in
+                FloatKernels.linear(x, rows: rows, inFeatures: k, weight: w.pointer + cols.lowerBound * k,
+                                    bias: l.bias.pointer + cols.lowerBound, outFeatures: cols.count,
+                                    into: y + cols.lowerBound, ldy: n)
+            }
+        case let .int8(w):
+            let q = ws.quantized.rows(rows, columns: k)
+            if parallel && rows >= 2 * runtime.threads {
+                runtime.pool.parallelRanges(rows) { r in
+                    Int8Quantization.quantizeRows(x, rows: rows, columns: k, into: q, rowRange: r)
+                }
+            } else {
+                Int8Quantization.quantizeRows(x, rows: rows, columns: k, into: q)
+            }
+            let kernel = runtime.int8
+            let args = Int8GemmArguments(a: q, w: w, bias: l.bias.pointer, out: y, ldo: n, rowRange: 0..<rows,
+                                         blockRange: 0..<w.blocks)
+            if !parallel { kernel.gemm(args); return }
+            // Split by groups of 4 blocks (64 columns), the VNNI kernel's widest tile.
+            runtime.pool.parallelRanges(w.blocks, grain: 4) { blocks in
+                var a = args
+                a.blockRange = blocks
+                kernel.gemm(a)
             }
         }
     }
@@ -151,37 +206,52 @@ public final class DistilBertModel: Sendable {
     /// output_layer_norm. `x` is updated in place.
     func attentionOutputAndFFN(_ layer: TransformerLayerWeights, x: UnsafeMutablePointer<Float>,
                                ctx: UnsafeMutablePointer<Float>, rows: Int,
-                               tmp: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>)
+                               tmp: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>, _ ws: Workspace)
     {
         let c = config, d = c.dim
-        FloatKernels.linear(ctx, rows: rows, inFeatures: d, weight: layer.outLin.weight.pointer,
-                            bias: layer.outLin.bias.pointer, outFeatures: d, into: tmp)
-        FloatKernels.addLayerNorm(tmp, residual: x, rows: rows, features: d, gamma: layer.saLayerNorm.gamma.pointer,
-                                  beta: layer.saLayerNorm.beta.pointer, eps: c.layerNormEps)
-        FloatKernels.linear(tmp, rows: rows, inFeatures: d, weight: layer.lin1.weight.pointer,
-                            bias: layer.lin1.bias.pointer, outFeatures: c.hiddenDim, into: hidden)
-        switch c.activation {
-        case .gelu: FloatKernels.gelu(hidden, count: rows * c.hiddenDim)
-        case .relu: FloatKernels.relu(hidden, count: rows * c.hiddenDim)
+        linear(layer.outLin, ctx, rows: rows, into: tmp, ws)
+        addLayerNorm(tmp, residual: x, rows: rows, layer.saLayerNorm)
+        linear(layer.lin1, tmp, rows: rows, into: hidden, ws)
+        activation(hidden, count: rows * c.hiddenDim)
+        linear(layer.lin2, hidden, rows: rows, into: x, ws)
+        addLayerNorm(x, residual: tmp, rows: rows, layer.outputLayerNorm)
+    }
+
+    func addLayerNorm(_ x: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, rows: Int,
+                      _ ln: LayerNormWeights) {
+        let d = config.dim, eps = config.layerNormEps
+        if rows * d < Self.parallelThreshold || runtime.threads == 1 {
+            FloatKernels.addLayerNorm(x, residual: residual, rows: rows, features: d, gamma: ln.gamma.pointer,
+                                      beta: ln.beta.pointer, eps: eps)
+            return
         }
-        FloatKernels.linear(hidden, rows: rows, inFeatures: c.hiddenDim, weight: layer.lin2.weight.pointer,
-                            bias: layer.lin2.bias.pointer, outFeatures: d, into: x)
-        FloatKernels.addLayerNorm(x, residual: tmp, rows: rows, features: d, gamma: layer.outputLayerNorm.gamma.pointer,
-                                  beta: layer.outputLayerNorm.beta.pointer, eps: c.layerNormEps)
+        runtime.pool.parallelRanges(rows) { r in
+            FloatKernels.addLayerNorm(x + r.lowerBound * d, residual: residual + r.lowerBound * d, rows: r.count,
+                                      features: d, gamma: ln.gamma.pointer, beta: ln.beta.pointer, eps: eps)
+        }
+    }
+
+    func activation(_ h: UnsafeMutablePointer<Float>, count: Int) {
+        let apply = { (p: UnsafeMutablePointer<Float>, n: Int) in
+            switch self.config.activation {
+            case .gelu: FloatKernels.gelu(p, count: n)
+            case .relu: FloatKernels.relu(p, count: n)
+            }
+        }
+        if count < Self.parallelThreshold || runtime.threads == 1 { apply(h, count); return }
+        runtime.pool.parallelRanges(count, grain: 64) { r in apply(h + r.lowerBound, r.count) }
     }
 
     /// pre_classifier → ReLU → classifier on each [CLS] state.
     func classify(_ head: ClassifierHead, cls: UnsafeMutablePointer<Float>, batch: Int,
-                  scratch: UnsafeMutablePointer<Float>) -> [Float]
+                  scratch: UnsafeMutablePointer<Float>, _ ws: Workspace) -> [Float]
     {
         let d = config.dim, labels = head.classifier.outFeatures
-        FloatKernels.linear(cls, rows: batch, inFeatures: d, weight: head.preClassifier.weight.pointer,
-                            bias: head.preClassifier.bias.pointer, outFeatures: d, into: scratch)
+        linear(head.preClassifier, cls, rows: batch, into: scratch, ws)
         FloatKernels.relu(scratch, count: batch * d)
         var logits = [Float](repeating: 0, count: batch * labels)
         logits.withUnsafeMutableBufferPointer { out in
-            FloatKernels.linear(scratch, rows: batch, inFeatures: d, weight: head.classifier.weight.pointer,
-                                bias: head.classifier.bias.pointer, outFeatures: labels, into: out.baseAddress!)
+            linear(head.classifier, scratch, rows: batch, into: out.baseAddress!, ws)
         }
         return logits
     }

@@ -2,12 +2,20 @@ import TriageKernels
 import TriageSystem
 import TriageTensors
 
-/// A linear layer in PyTorch layout: weight [outFeatures × inFeatures], bias [outFeatures].
+/// A linear layer's weight: FP32 in PyTorch layout [out × in] for OpenBLAS, or int8 with a
+/// scale per output channel, packed for the INT8 kernels.
+public enum LinearWeight: Sendable {
+    case float(FloatBuffer)
+    case int8(PackedInt8Matrix)
+}
+
+/// A linear layer: y = x · Wᵀ + bias.
 public struct Linear: Sendable {
-    public let weight: FloatBuffer
+    public let weight: LinearWeight
     public let bias: FloatBuffer
     public let inFeatures: Int
     public let outFeatures: Int
+    public var isInt8: Bool { if case .int8 = weight { return true }; return false }
 }
 
 public struct LayerNormWeights: Sendable {
@@ -22,14 +30,17 @@ public final class EmbeddingTable: @unchecked Sendable {
     public let dim: Int
     private let file: SafeTensorsFile
     private let data: UnsafeRawBufferPointer
-    private let dtype: DType
+    public let dtype: DType
+    /// Per-row scales of an int8 table.
+    private let rowScales: [Float]
 
-    init(file: SafeTensorsFile, tensor: TensorInfo) {
+    init(file: SafeTensorsFile, tensor: TensorInfo, rowScales: [Float] = []) {
         self.file = file
         rows = tensor.shape[0]
         dim = tensor.shape[1]
         data = file.bytes(of: tensor)
         dtype = tensor.dtype
+        self.rowScales = rowScales
     }
 
     /// Adds row `id` (widened to FP32) to `out`.
@@ -42,6 +53,9 @@ public final class EmbeddingTable: @unchecked Sendable {
             for i in 0..<dim { out[i] += row.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) }
         case .F16:
             for i in 0..<dim { out[i] += FloatConversion.halfToFloat(row.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
+        case .I8:
+            let scale = rowScales[id]
+            for i in 0..<dim { out[i] += Float(Int8(bitPattern: row[i])) * scale }
         default:  // BF16, checked at load
             for i in 0..<dim { out[i] += Float(bitPattern: UInt32(row.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16) }
         }
@@ -76,6 +90,22 @@ public final class DistilBertWeights: @unchecked Sendable {
     public let layers: [TransformerLayerWeights]
     public let head: ClassifierHead?
     public let file: SafeTensorsFile
+
+    /// The linear layers of a config, as (name without ".weight", out, in).
+    public static func linearLayers(_ c: DistilBertConfig, prefix: String, head: Bool) -> [(String, Int, Int)] {
+        var out: [(String, Int, Int)] = []
+        for l in 0..<c.nLayers {
+            let p = "\(prefix)transformer.layer.\(l)."
+            for lin in ["q_lin", "k_lin", "v_lin", "out_lin"] { out.append(("\(p)attention.\(lin)", c.dim, c.dim)) }
+            out.append(("\(p)ffn.lin1", c.hiddenDim, c.dim))
+            out.append(("\(p)ffn.lin2", c.dim, c.hiddenDim))
+        }
+        if head {
+            out.append(("pre_classifier", c.dim, c.dim))
+            out.append(("classifier", c.labels.count, c.dim))
+        }
+        return out
+    }
 
     /// The tensor names and shapes a config implies; the head is optional as a unit.
     public static func expectedTensors(_ c: DistilBertConfig, prefix: String, head: Bool) -> [(String, [Int])] {
@@ -122,13 +152,23 @@ public final class DistilBertWeights: @unchecked Sendable {
         }
         self.config = config
 
-        // Check everything first so one error lists every problem.
-        let expected = Self.expectedTensors(config, prefix: prefix, head: hasHead)
+        // Check everything first so one error lists every problem. An int8 weight (a linear
+        // layer's or the word embeddings') brings a float scale per row beside it.
+        var expected = Self.expectedTensors(config, prefix: prefix, head: hasHead)
+        for (name, shape) in expected where name.hasSuffix(".weight") && shape.count == 2 {
+            if file.info(name)?.dtype == .I8 {
+                expected.append((name.dropLast(".weight".count) + ".weight_scale", [shape[0]]))
+            }
+        }
         var missing: [String] = [], misShaped: [String] = [], badType: [String] = []
+        let int8Allowed = Set(Self.linearLayers(config, prefix: prefix, head: hasHead).map { $0.0 + ".weight" }
+                              + ["\(prefix)embeddings.word_embeddings.weight"])
         for (name, shape) in expected {
             guard let t = file.info(name) else { missing.append(name); continue }
             if t.shape != shape { misShaped.append("\(name) is \(t.shape), expected \(shape)") }
-            if ![.F32, .F16, .BF16].contains(t.dtype) { badType.append("\(name) is \(t.dtype.rawValue)") }
+            let allowed: [DType] = name.hasSuffix(".weight_scale") ? [.F32]
+                : int8Allowed.contains(name) ? [.F32, .F16, .BF16, .I8] : [.F32, .F16, .BF16]
+            if !allowed.contains(t.dtype) { badType.append("\(name) is \(t.dtype.rawValue)") }
         }
         let expectedNames = Set(expected.map(\.0))
         let unexpected = file.tensors.map(\.name).filter { !expectedNames.contains($0) && !Self.ignorable.contains($0) }
@@ -136,42 +176,63 @@ public final class DistilBertWeights: @unchecked Sendable {
             var lines = ["\(file.path) does not match the model config (dim \(config.dim), \(config.nLayers) layers, \(config.labels.count) labels):"]
             if !missing.isEmpty { lines.append("  missing tensors: " + missing.joined(separator: ", ")) }
             if !misShaped.isEmpty { lines.append("  wrong shapes: " + misShaped.joined(separator: "; ")) }
-            if !badType.isEmpty { lines.append("  unsupported dtypes (F32, F16 or BF16 expected): " + badType.joined(separator: ", ")) }
+            if !badType.isEmpty { lines.append("  unsupported dtypes: " + badType.joined(separator: ", ")) }
             if !unexpected.isEmpty { lines.append("  unexpected tensors: " + unexpected.joined(separator: ", ")) }
             throw ModelError(lines.joined(separator: "\n"))
         }
 
         func floats(_ name: String) -> FloatBuffer { FloatBuffer(try! file.floats(name)) }
-        func linear(_ name: String) -> Linear {
-            let w = file.info(name + ".weight")!
-            return Linear(weight: floats(name + ".weight"), bias: floats(name + ".bias"),
-                          inFeatures: w.shape[1], outFeatures: w.shape[0])
-        }
         func layerNorm(_ name: String) -> LayerNormWeights {
             LayerNormWeights(gamma: floats(name + ".weight"), beta: floats(name + ".bias"))
         }
-        wordEmbeddings = EmbeddingTable(file: file, tensor: file.info("\(prefix)embeddings.word_embeddings.weight")!)
+        /// Several linear layers with the same input, stacked into one product (q, k, v).
+        func linear(_ names: [String]) -> Linear {
+            let infos = names.map { file.info($0 + ".weight")! }
+            let k = infos[0].shape[1], n = infos.reduce(0) { $0 + $1.shape[0] }
+            var bias: [Float] = []
+            for name in names { bias += try! file.floats(name + ".bias") }
+            if infos[0].dtype == .I8 && infos.allSatisfy({ $0.dtype == .I8 }) {
+                var values: [Int8] = [], scales: [Float] = []
+                for name in names {
+                    values += try! file.int8s(name + ".weight")
+                    scales += try! file.floats(name + ".weight_scale")
+                }
+                let packed = values.withUnsafeBufferPointer { PackedInt8Matrix(weights: $0.baseAddress!, scales: scales, rows: n, columns: k) }
+                return Linear(weight: .int8(packed), bias: FloatBuffer(bias), inFeatures: k, outFeatures: n)
+            }
+            var w: [Float] = []
+            w.reserveCapacity(n * k)
+            for (name, info) in zip(names, infos) {
+                if info.dtype == .I8 {  // a mixed stack: widen the int8 part
+                    let q = try! file.int8s(name + ".weight"), sc = try! file.floats(name + ".weight_scale")
+                    for (i, v) in q.enumerated() { w.append(Float(v) * sc[i / k]) }
+                } else {
+                    w += try! file.floats(name + ".weight")
+                }
+            }
+            return Linear(weight: .float(FloatBuffer(w)), bias: FloatBuffer(bias), inFeatures: k, outFeatures: n)
+        }
+        let wordName = "\(prefix)embeddings.word_embeddings.weight"
+        let wordInfo = file.info(wordName)!
+        wordEmbeddings = EmbeddingTable(file: file, tensor: wordInfo,
+                                        rowScales: wordInfo.dtype == .I8 ? try! file.floats(wordName + "_scale") : [])
         positionEmbeddings = floats("\(prefix)embeddings.position_embeddings.weight")
         embeddingLayerNorm = layerNorm("\(prefix)embeddings.LayerNorm")
         var layers: [TransformerLayerWeights] = []
         for l in 0..<config.nLayers {
             let p = "\(prefix)transformer.layer.\(l)."
-            let q = linear(p + "attention.q_lin"), k = linear(p + "attention.k_lin"), v = linear(p + "attention.v_lin")
-            let d = config.dim
-            let w = FloatBuffer(count: 3 * d * d), b = FloatBuffer(count: 3 * d)
-            for (i, part) in [q, k, v].enumerated() {
-                (w.pointer + i * d * d).update(from: part.weight.pointer, count: d * d)
-                (b.pointer + i * d).update(from: part.bias.pointer, count: d)
-            }
             layers.append(TransformerLayerWeights(
-                qkv: Linear(weight: w, bias: b, inFeatures: d, outFeatures: 3 * d),
-                outLin: linear(p + "attention.out_lin"), saLayerNorm: layerNorm(p + "sa_layer_norm"),
-                lin1: linear(p + "ffn.lin1"), lin2: linear(p + "ffn.lin2"),
+                qkv: linear([p + "attention.q_lin", p + "attention.k_lin", p + "attention.v_lin"]),
+                outLin: linear([p + "attention.out_lin"]), saLayerNorm: layerNorm(p + "sa_layer_norm"),
+                lin1: linear([p + "ffn.lin1"]), lin2: linear([p + "ffn.lin2"]),
                 outputLayerNorm: layerNorm(p + "output_layer_norm")))
         }
         self.layers = layers
-        head = hasHead ? ClassifierHead(preClassifier: linear("pre_classifier"), classifier: linear("classifier")) : nil
+        head = hasHead ? ClassifierHead(preClassifier: linear(["pre_classifier"]), classifier: linear(["classifier"])) : nil
     }
+
+    /// True when the encoder's linear layers are int8.
+    public var isInt8: Bool { layers.first?.qkv.isInt8 ?? false }
 
     /// Loads `config.json` and `model.safetensors` from a Hugging Face model directory.
     public static func load(directory: String) throws -> DistilBertWeights {

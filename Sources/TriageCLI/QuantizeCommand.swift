@@ -1,0 +1,39 @@
+import ArgumentParser
+import TriageClassifier
+import TriageModel
+import TriageSystem
+
+struct Quantize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write an INT8 copy of a model.",
+        discussion: """
+            Linear weights become int8, symmetric, with one scale per output channel; with \
+            --embeddings int8 the word embeddings too, with one scale per row. Activations are \
+            quantized at run time, per row. The output is a model directory like the input \
+            (config, tokenizer and calibration copied); the engine recognises it by its int8 \
+            tensors. By default it is written beside the input as DIR-int8, which is where \
+            --int8 looks for it.
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: ArgumentHelp("Output directory (default: the model directory + \"-int8\").", valueName: "DIR"))
+    var out: String?
+    @Option(help: ArgumentHelp("Word embeddings: int8, or float to keep them as stored.", valueName: "int8|float"))
+    var embeddings = "int8"
+
+    func validate() throws {
+        guard ["int8", "float"].contains(embeddings) else { throw ValidationError("--embeddings must be int8 or float") }
+    }
+
+    func run() throws {
+        try TriageCLI.run {
+            let input = try modelOptions.resolve()
+            let output = out ?? Classifier.int8Directory(for: input)
+            let start = Clock.seconds()
+            try Quantizer.quantizeDirectory(from: input, to: output, embeddings: embeddings == "int8")
+            let inSize = FileSystem.fileSize(FileSystem.join(input, "model.safetensors")) ?? 0
+            let outSize = FileSystem.fileSize(FileSystem.join(output, "model.safetensors")) ?? 0
+            StandardError.write("quantized \(input) → \(output): \(outSize) bytes (input \(inSize) bytes) in \(fixed(Clock.seconds() - start, 2)) s\n")
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+import TriageKernels
+import TriageKernelSelect
+import TriageModel
+import TriageSystem
+import TriageTensors
+
+/// The INT8 forward pass on a PyTorch-made checkpoint: integer products make it exactly
+/// reproducible across kernels and thread counts, and it must stay close to FP32.
+@Suite struct Int8ModelTests {
+    static let dir = Paths.fixtures + "/parity/tiny72"
+
+    func inputs() throws -> [PackedSequences] {
+        let expected = try readJSON(Self.dir + "/expected.json")
+        return try expected["cases"]!.arrayValue!.map { c in
+            let rows = c["input_ids"]!.arrayValue!
+            return try PackedSequences(paddedIds: rows.flatMap { $0.int32s },
+                                       attentionMask: c["attention_mask"]!.arrayValue!.flatMap { $0.int32s },
+                                       batchSize: rows.count, length: rows[0].arrayValue!.count)
+        }
+    }
+
+    @Test func identicalLogitsOnEveryKernelAndThreadCount() throws {
+        let fp32 = try DistilBertWeights.load(directory: Self.dir)
+        let int8 = try Quantizer.quantizeInMemory(fp32, embeddings: true)
+        #expect(int8.isInt8)
+        var reference: [[Float]]? = nil
+        for kernel in KernelSelection.available() {
+            for threads in [1, 2, 3] {
+                let model = DistilBertModel(weights: int8, runtime: Runtime(threads: threads, int8: kernel))
+                var ws = Workspace()
+                let logits = try inputs().map { try model.forward($0, workspace: &ws).logits }
+                if let reference {
+                    let same = zip(logits.joined(), reference.joined()).allSatisfy { $0.bitPattern == $1.bitPattern }
+                    #expect(same, "\(kernel.name) with \(threads) threads differs")
+                } else {
+                    reference = logits
+                }
+            }
+        }
+    }
+
+    @Test func staysCloseToFP32() throws {
+        let fp32 = try DistilBertWeights.load(directory: Self.dir)
+        let int8 = try Quantizer.quantizeInMemory(fp32, embeddings: true)
+        let a = DistilBertModel(weights: fp32), b = DistilBertModel(weights: int8)
+        var ws = Workspace()
+        var worst: Float = 0
+        for input in try inputs() {
+            let x = try a.forward(input, workspace: &ws).logits, y = try b.forward(input, workspace: &ws).logits
+            for (p, q) in zip(x, y) { worst = max(worst, abs(p - q)) }
+        }
+        print("tiny72 INT8 vs FP32: max |Δlogit| = \(worst)")
+        #expect(worst < 0.15, "max |Δlogit| \(worst)")
+    }
+
+    @Test func quantizedDirectoryRoundTrips() throws {
+        let out = NSTemporaryDirectory() + "triage-int8-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try Quantizer.quantizeDirectory(from: Self.dir, to: out, embeddings: true)
+        let file = try SafeTensorsFile(path: out + "/model.safetensors")
+        #expect(file.metadata(Quantizer.metadataKey) == "int8")
+        #expect(file.info("distilbert.transformer.layer.0.ffn.lin1.weight")?.dtype == .I8)
+        #expect(file.info("distilbert.transformer.layer.0.ffn.lin1.weight_scale")?.shape == [200])
+        #expect(file.info("distilbert.embeddings.word_embeddings.weight")?.dtype == .I8)
+        #expect(file.info("distilbert.embeddings.position_embeddings.weight")?.dtype == .F32)
+        let loaded = try DistilBertWeights.load(directory: out)
+        let inMemory = try Quantizer.quantizeInMemory(try DistilBertWeights.load(directory: Self.dir), embeddings: true)
+        var ws = Workspace()
+        for input in try inputs() {
+            let x = try DistilBertModel(weights: loaded).forward(input, workspace: &ws).logits
+            let y = try DistilBertModel(weights: inMemory).forward(input, workspace: &ws).logits
+            #expect(x == y)
+        }
+        #expect(throws: Error.self) { try Quantizer.quantizeDirectory(from: out, to: out + "-again", embeddings: true) }
+
+        // A missing scale is named by the strict loader.
+        var w = SafeTensorsWriter()
+        for t in file.tensors where t.name != "distilbert.transformer.layer.2.attention.k_lin.weight_scale" {
+            w.add(t.name, dtype: t.dtype, shape: t.shape, bytes: Array(file.bytes(of: t)))
+        }
+        try w.write(to: out + "/model.safetensors")
+        do {
+            _ = try DistilBertWeights.load(directory: out)
+            Issue.record("expected a load error")
+        } catch {
+            #expect("\(error)".contains("missing tensors: distilbert.transformer.layer.2.attention.k_lin.weight_scale"))
+        }
+    }
+}
