@@ -7,7 +7,9 @@
 // API is not hit by the whole backlog at once.
 //
 // It counts *requests*, not attempts: a request whose retries eventually succeeded is a
-// success, because the retry layer already absorbed that fault.
+// success, because the retry layer already absorbed that fault. A request refused with a
+// non-retryable 4xx (bad request, bad key) also counts as a success: the tier is up and
+// answering promptly, and opening the breaker would not make that request any better.
 
 import Synchronization
 import TriageSystem

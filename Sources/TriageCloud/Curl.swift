@@ -44,10 +44,6 @@ func curl_setopt_callback(_ handle: CurlHandlePointer?, _ option: CURLoption, _ 
 @_extern(c, "curl_easy_getinfo")
 func curl_getinfo_long(_ handle: CurlHandlePointer?, _ info: CURLINFO, _ out: UnsafeMutablePointer<Int>) -> CURLcode
 
-/// Same C symbol; `curl_off_t` is a 64-bit integer, kept as a separate name for clarity.
-@_extern(c, "curl_easy_getinfo")
-func curl_getinfo_off_t(_ handle: CurlHandlePointer?, _ info: CURLINFO, _ out: UnsafeMutablePointer<Int64>) -> CURLcode
-
 /// libcurl must be initialised once per process before any other thread uses it
 /// (`curl_global_init` is not thread-safe). A Swift global is initialised exactly once,
 /// atomically, on first use, which gives that guarantee without a lock of our own.

@@ -286,12 +286,12 @@ final class CurlEasy: @unchecked Sendable {
         case CURLE_COULDNT_CONNECT:
             return .failure(.connectFailed(detail))
         case CURLE_OPERATION_TIMEDOUT:
-            // libcurl reports both timeouts with one code; whether the connect phase ever
-            // completed tells them apart (a reused connection counts as connected).
-            var connectTime: Int64 = 0
-            _ = curl_getinfo_off_t(h, CURLINFO_CONNECT_TIME_T, &connectTime)
-            if connectTime == 0 && connects > 0 || detail.hasPrefix("Connection timed out") || detail.hasPrefix("Connection timeout") {
-                return .failure(.connectTimeout(seconds: connectTimeout))
+            // libcurl reports both timeouts with one code. Whether any request bytes went
+            // out tells them apart: none means the connect (or TLS handshake) never finished.
+            var requestBytes = 0
+            _ = curl_getinfo_long(h, CURLINFO_REQUEST_SIZE, &requestBytes)
+            if requestBytes == 0 {
+                return .failure(.connectTimeout(seconds: min(connectTimeout, requestTimeout)))
             }
             return .failure(.requestTimeout(seconds: requestTimeout))
         case CURLE_GOT_NOTHING:

@@ -24,6 +24,8 @@ final class TestServer: @unchecked Sendable {
         case stall(seconds: Double)
         /// Reads the request and closes at once without answering.
         case drop
+        /// Sends half a status line, then resets the connection (RST, not FIN).
+        case reset
     }
 
     struct Request: Sendable {
@@ -75,30 +77,26 @@ final class TestServer: @unchecked Sendable {
         t.start()
     }
 
-    deinit { stop() }
-
     var requests: [Request] { lock.withLock { _requests } }
     var connections: Int { lock.withLock { _connections } }
 
     func enqueue(_ behaviours: Behaviour...) { lock.withLock { script.append(contentsOf: behaviours) } }
 
+    /// Stops accepting. Only the accept thread closes the listening socket: closing it here
+    /// could let the descriptor number be reused by another test's socket before that thread
+    /// calls accept() on it, and then it would serve someone else's connections.
     func stop() {
-        let first = lock.withLock { () -> Bool in
-            defer { stopped = true }
-            return !stopped
-        }
-        if first {
-            // Shutting a listening socket down makes a blocked accept() return.
-            shutdown(listenFD, Int32(SHUT_RDWR))
-            close(listenFD)
-        }
+        lock.withLock { stopped = true }
+        // Shutting a listening socket down makes a blocked (or future) accept() fail.
+        shutdown(listenFD, Int32(SHUT_RDWR))
     }
 
     private func acceptLoop() {
+        defer { close(listenFD) }
         while true {
             let c = accept(listenFD, nil, nil)
             if c < 0 {
-                if errno == EINTR { continue }
+                if errno == EINTR && !lock.withLock({ stopped }) { continue }
                 return
             }
             lock.withLock { _connections += 1 }
@@ -141,6 +139,13 @@ final class TestServer: @unchecked Sendable {
                 Thread.sleep(forTimeInterval: seconds)
                 return
             case .drop:
+                return
+            case .reset:
+                send(fd, "HTTP/1.1 200 OK\r\nContent-Le")
+                usleep(50_000)
+                // Linger on with a zero timeout: close() sends RST instead of FIN.
+                var lingerOption = linger(l_onoff: 1, l_linger: 0)
+                setsockopt(fd, SOL_SOCKET, SO_LINGER, &lingerOption, socklen_t(MemoryLayout<linger>.size))
                 return
             }
         }
@@ -222,4 +227,70 @@ private struct Reader {
         buffer.removeFirst(length)
         return TestServer.Request(method: String(requestLine[0]), path: String(requestLine[1]), headers: headers, body: body)
     }
+}
+
+/// A listener whose accept queue is full and never drained: the kernel drops further SYNs,
+/// so a connect to it hangs until the client's connect timeout — a local stand-in for an
+/// unreachable host, without touching the network.
+final class BlackHoleListener: @unchecked Sendable {
+    let port: UInt16
+    private let listenFD: Int32
+    private var fillers: [Int32] = []
+
+    init() {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        listen(fd, 0)
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        port = UInt16(bigEndian: addr.sin_port)
+        listenFD = fd
+        // Backlog 0 holds one completed connection; a few more make sure the queue is full.
+        for _ in 0..<3 {
+            let c = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            _ = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(c, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            fillers.append(c)
+        }
+        usleep(100_000)
+    }
+
+    deinit {
+        for c in fillers { close(c) }
+        close(listenFD)
+    }
+}
+
+/// A port that is bound but not listening: connects to it are refused, and because the
+/// socket stays open no parallel test's server can be given the same port meanwhile (a
+/// closed-then-reused port would let this test steal another test's scripted responses).
+final class RefusingPort: @unchecked Sendable {
+    let port: UInt16
+    private let fd: Int32
+
+    init() {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        port = UInt16(bigEndian: addr.sin_port)
+    }
+
+    deinit { close(fd) }
 }
