@@ -11,7 +11,7 @@ let package = Package(
         .library(name: "Triage", targets: [
             "TriageSystem", "TriageJSON", "TriageTokenizer", "TriageTensors", "TriageKernels",
             "TriageKernelsAVX2", "TriageKernelsAVX512", "TriageKernelSelect",
-            "TriageModel", "TriageClassifier", "TriageCloud",
+            "TriageModel", "TriageClassifier", "TriageCloud", "TriageAnswers", "TriageCascade", "TriageRecord",
         ]),
     ],
     dependencies: [
@@ -23,6 +23,8 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
                        providers: [.apt(["libcurl4-openssl-dev"])]),
+        // SQLite is linked statically from libsqlite3-dev's archive (see its module map).
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
 
         .target(name: "TriageSystem"),
         .target(name: "TriageJSON"),
@@ -46,9 +48,17 @@ let package = Package(
         // The cloud tiers: the Anthropic Messages API over libcurl, retries, circuit breakers.
         .target(name: "TriageCloud", dependencies: ["CCurl", "TriageJSON", "TriageSystem"],
                 swiftSettings: [.enableExperimentalFeature("Extern")]),
+        // The offline answers for in-scope intents, with small entity extraction.
+        .target(name: "TriageAnswers", dependencies: ["TriageJSON", "TriageSystem"]),
+        // The router and the cascade: signals, rules, cache, edge and cloud answers.
+        .target(name: "TriageCascade", dependencies: [
+            "TriageJSON", "TriageSystem", "TriageClassifier", "TriageCloud", "TriageAnswers",
+        ]),
+        // The durable decision record (SQLite) and the operator's report.
+        .target(name: "TriageRecord", dependencies: ["CSQLite", "TriageJSON", "TriageSystem", "TriageCascade"]),
         .executableTarget(name: "TriageCLI", dependencies: [
             "TriageSystem", "TriageJSON", "TriageTokenizer", "TriageTensors", "TriageKernels", "TriageModel",
-            "TriageClassifier", "TriageKernelSelect",
+            "TriageClassifier", "TriageKernelSelect", "TriageCloud", "TriageAnswers", "TriageCascade", "TriageRecord",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -57,6 +67,8 @@ let package = Package(
             "TriageClassifier", "TriageKernelsAVX2", "TriageKernelsAVX512", "TriageKernelSelect",
         ]),
         .testTarget(name: "TriageCloudTests", dependencies: ["TriageCloud", "TriageJSON", "TriageSystem"]),
+        .testTarget(name: "TriageAnswersTests", dependencies: ["TriageAnswers", "TriageJSON", "TriageSystem"]),
+        .testTarget(name: "TriageRecordTests", dependencies: ["TriageRecord", "TriageCascade", "TriageJSON", "TriageSystem"]),
     ],
     swiftLanguageModes: [.v6]
 )

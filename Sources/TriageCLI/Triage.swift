@@ -2,6 +2,7 @@ import ArgumentParser
 import TriageClassifier
 import TriageKernels
 import TriageSystem
+import TriageRecord
 
 @main
 struct Triage: ParsableCommand {

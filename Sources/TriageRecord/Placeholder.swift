@@ -1,0 +1,3 @@
+import CSQLite
+// The decision record lives here.
+public func sqliteVersion() -> String { String(cString: sqlite3_libversion()) }
