@@ -112,7 +112,7 @@ public final class Classifier: Sendable {
         if let oos = calibration.outOfScopeLabel, calibration.minConfidence == 0, !weights.config.labels.contains(oos) {
             throw ClassifierError("\(directory)/triage.json names out-of-scope label '\(oos)', which the model does not have")
         }
-        let runtime = Runtime(threads: options.threads, int8: kernel)
+        let runtime = Runtime(threads: options.threads, kernels: kernel)
         return Classifier(directory: directory, tokenizer: tokenizer, model: DistilBertModel(weights: weights, runtime: runtime),
                           calibration: calibration)
     }

@@ -7,22 +7,22 @@ public struct KernelSelectionError: Error, CustomStringConvertible {
     public let description: String
 }
 
-/// Picks the INT8 kernel for this CPU: the fastest one it can run, or the one named by
+/// Picks the kernels for this CPU: the fastest one it can run, or the one named by
 /// `TRIAGE_KERNEL` (vnni, avx2, portable) when a researcher wants to compare them.
 public enum KernelSelection {
     /// The kernels this CPU can run, fastest first.
-    public static func available(_ cpu: CPUFeatures = .current) -> [Int8Kernel] {
-        var kernels: [Int8Kernel] = []
-        if cpu.hasAVX512VNNI { kernels.append(AVX512Kernels.int8) }
-        if cpu.hasAVX2 { kernels.append(AVX2Kernels.int8) }
-        kernels.append(Int8Kernel.portable)
+    public static func available(_ cpu: CPUFeatures = .current) -> [KernelSet] {
+        var kernels: [KernelSet] = []
+        if cpu.hasAVX512VNNI { kernels.append(AVX512Kernels.kernels) }
+        if cpu.hasAVX2 { kernels.append(AVX2Kernels.kernels) }
+        kernels.append(KernelSet.portable)
         return kernels
     }
 
     public static let names = ["vnni", "avx2", "portable"]
 
     /// The kernel named `name` (or by $TRIAGE_KERNEL when `name` is nil), else the best one.
-    public static func select(_ name: String? = nil, cpu: CPUFeatures = .current) throws -> Int8Kernel {
+    public static func select(_ name: String? = nil, cpu: CPUFeatures = .current) throws -> KernelSet {
         let requested = name ?? Environment.get("TRIAGE_KERNEL").flatMap { $0.isEmpty ? nil : $0 }
         let kernels = available(cpu)
         guard let requested else { return kernels[0] }

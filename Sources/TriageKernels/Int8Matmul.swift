@@ -127,7 +127,7 @@ public enum Int8Quantization {
 
     /// Asymmetric uint8 per row, the range widened to include 0 so that 0 is exact:
     /// scale = (max − min) / 255, zero = round(−min / scale), q = clamp(round(x / scale) + zero).
-    @inlinable
+    @inlinable @inline(__always)
     public static func quantizeRows(_ x: UnsafePointer<Float>, rows m: Int, columns k: Int, ldx: Int? = nil,
                                     into out: QuantizedRows, rowRange: Range<Int>? = nil)
     {
@@ -138,29 +138,36 @@ public enum Int8Quantization {
             var i = 0
             while i + 16 <= k {
                 let v = FloatVector(load: row + i)
-                lo = pointwiseMin(lo, v); hi = pointwiseMax(hi, v)
+                lo = VectorMath.min(lo, v); hi = VectorMath.max(hi, v)
                 i += 16
             }
-            var mn = lo.min(), mx = hi.max()
-            while i < k { mn = min(mn, row[i]); mx = max(mx, row[i]); i += 1 }
+            var mn = VectorMath.horizontalMin(lo), mx = VectorMath.horizontalMax(hi)
+            while i < k { mn = Swift.min(mn, row[i]); mx = Swift.max(mx, row[i]); i += 1 }
             var scale = (mx - mn) / 255
             if !(scale > 0) || !scale.isFinite { scale = 1 }
-            let zero = max(0, min(255, (-mn / scale).rounded(.toNearestOrEven)))
+            let zero = Swift.max(0, Swift.min(255, VectorMath.roundEven(-mn / scale)))
             out.scales[r] = scale
             out.zeroPoints[r] = Int32(zero)
             let dst = out.values + r * out.stride
             let scaleV = FloatVector(repeating: scale), zeroV = FloatVector(repeating: zero)
-            let lowV = FloatVector(repeating: 0), highV = FloatVector(repeating: 255)
             i = 0
             while i + 16 <= k {
-                let q = ((FloatVector(load: row + i) / scaleV).rounded(.toNearestOrEven) + zeroV)
-                    .clamped(lowerBound: lowV, upperBound: highV)
-                let qi = SIMD16<Int32>(q, rounding: .towardZero)
-                UnsafeMutableRawPointer(dst + i).storeBytes(of: SIMD16<UInt8>(truncatingIfNeeded: qi), as: SIMD16<UInt8>.self)
+                let q = VectorMath.clamp(VectorMath.roundEven(FloatVector(load: row + i) / scaleV) + zeroV, 0, 255)
+                let b = VectorMath.integerBits(q)
+                // Spelled out lane by lane: LLVM turns this into one narrowing shuffle, where
+                // SIMD16<UInt8>(truncatingIfNeeded:) would be a call per lane.
+                let bytes = SIMD16<UInt8>(
+                    UInt8(truncatingIfNeeded: b[0]), UInt8(truncatingIfNeeded: b[1]), UInt8(truncatingIfNeeded: b[2]),
+                    UInt8(truncatingIfNeeded: b[3]), UInt8(truncatingIfNeeded: b[4]), UInt8(truncatingIfNeeded: b[5]),
+                    UInt8(truncatingIfNeeded: b[6]), UInt8(truncatingIfNeeded: b[7]), UInt8(truncatingIfNeeded: b[8]),
+                    UInt8(truncatingIfNeeded: b[9]), UInt8(truncatingIfNeeded: b[10]), UInt8(truncatingIfNeeded: b[11]),
+                    UInt8(truncatingIfNeeded: b[12]), UInt8(truncatingIfNeeded: b[13]), UInt8(truncatingIfNeeded: b[14]),
+                    UInt8(truncatingIfNeeded: b[15]))
+                UnsafeMutableRawPointer(dst + i).storeBytes(of: bytes, as: SIMD16<UInt8>.self)
                 i += 16
             }
             while i < k {
-                let q = max(0, min(255, (row[i] / scale).rounded(.toNearestOrEven) + zero))
+                let q = Swift.max(0, Swift.min(255, VectorMath.roundEven(row[i] / scale) + zero))
                 dst[i] = UInt8(q)
                 i += 1
             }
@@ -194,16 +201,44 @@ public struct Int8GemmArguments {
     }
 }
 
-/// One implementation of the INT8 product for one instruction set.
-public struct Int8Kernel: Sendable {
+/// The FP32 element-wise kernels, as compiled for one instruction set. The bodies are the
+/// `@inlinable` ones in `FloatKernels` and `Int8Quantization`; each instruction-set module
+/// builds its own copy, so the same source runs with 16-lane vectors on AVX-512.
+public struct FloatGlue: Sendable {
+    public let gelu: @Sendable (UnsafeMutablePointer<Float>, Int) -> Void
+    public let softmaxRow: @Sendable (UnsafeMutablePointer<Float>, Int) -> Void
+    /// (x, residual, rows, features, gamma, beta, eps)
+    public let addLayerNorm: @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>?, Int, Int,
+                                        UnsafePointer<Float>, UnsafePointer<Float>, Float) -> Void
+    /// (x, rows, columns, out, rowRange)
+    public let quantizeRows: @Sendable (UnsafePointer<Float>, Int, Int, QuantizedRows, Range<Int>) -> Void
+
+    public init(gelu: @escaping @Sendable (UnsafeMutablePointer<Float>, Int) -> Void,
+                softmaxRow: @escaping @Sendable (UnsafeMutablePointer<Float>, Int) -> Void,
+                addLayerNorm: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>?, Int, Int,
+                                                   UnsafePointer<Float>, UnsafePointer<Float>, Float) -> Void,
+                quantizeRows: @escaping @Sendable (UnsafePointer<Float>, Int, Int, QuantizedRows, Range<Int>) -> Void) {
+        self.gelu = gelu; self.softmaxRow = softmaxRow; self.addLayerNorm = addLayerNorm; self.quantizeRows = quantizeRows
+    }
+
+    public static let portable = FloatGlue(
+        gelu: { FloatKernels.gelu($0, count: $1) },
+        softmaxRow: { FloatKernels.softmaxRow($0, count: $1) },
+        addLayerNorm: { FloatKernels.addLayerNorm($0, residual: $1, rows: $2, features: $3, gamma: $4, beta: $5, eps: $6) },
+        quantizeRows: { Int8Quantization.quantizeRows($0, rows: $1, columns: $2, into: $3, rowRange: $4) })
+}
+
+/// The kernels for one instruction set: the INT8 product and the FP32 element-wise glue.
+public struct KernelSet: Sendable {
     public let name: String
     public let gemm: @Sendable (Int8GemmArguments) -> Void
-    public init(name: String, gemm: @escaping @Sendable (Int8GemmArguments) -> Void) {
-        self.name = name; self.gemm = gemm
+    public let glue: FloatGlue
+    public init(name: String, glue: FloatGlue, gemm: @escaping @Sendable (Int8GemmArguments) -> Void) {
+        self.name = name; self.gemm = gemm; self.glue = glue
     }
 
     /// Plain Swift over the packed layout; runs on any CPU.
-    public static let portable = Int8Kernel(name: "portable") { args in
+    public static let portable = KernelSet(name: "portable", glue: .portable) { args in
         let w = args.w, groups = w.paddedColumns / 4
         var acc = [Int32](repeating: 0, count: 16)
         for r in args.rowRange {

@@ -1,19 +1,20 @@
 import CBLAS
 
-/// Where the forward pass runs: the worker pool and the INT8 kernel for this CPU.
+/// Where the forward pass runs: the worker pool and the kernels for this CPU.
 ///
 /// OpenBLAS is told to stay on one thread: the pool splits every product by output columns
 /// and hands each thread its own slice, so FP32 and INT8 share one threading scheme and
 /// OpenBLAS's own threads never compete with the pool's.
 public final class Runtime: Sendable {
     public let pool: WorkerPool
-    public let int8: Int8Kernel
+    /// The INT8 product and FP32 glue for this CPU's instruction set.
+    public let kernels: KernelSet
     public var threads: Int { pool.threadCount }
 
-    public init(threads: Int, int8: Int8Kernel) {
+    public init(threads: Int, kernels: KernelSet) {
         openblas_set_num_threads(1)
         pool = WorkerPool(threads: max(1, threads))
-        self.int8 = int8
+        self.kernels = kernels
     }
 
     /// The cores this process may run on.

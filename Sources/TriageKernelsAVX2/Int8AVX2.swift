@@ -11,7 +11,14 @@ import _Builtin_intrinsics.intel
 import TriageKernels
 
 public enum AVX2Kernels {
-    public static let int8 = Int8Kernel(name: "avx2") { args in gemm(args) }
+    public static let kernels = KernelSet(name: "avx2", glue: glue) { args in gemm(args) }
+
+    /// The FP32 glue, inlined from TriageKernels and compiled for this module's CPU level.
+    public static let glue = FloatGlue(
+        gelu: { FloatKernels.gelu($0, count: $1) },
+        softmaxRow: { FloatKernels.softmaxRow($0, count: $1) },
+        addLayerNorm: { FloatKernels.addLayerNorm($0, residual: $1, rows: $2, features: $3, gamma: $4, beta: $5, eps: $6) },
+        quantizeRows: { Int8Quantization.quantizeRows($0, rows: $1, columns: $2, into: $3, rowRange: $4) })
 
     static func gemm(_ args: Int8GemmArguments) {
         for b in args.blockRange {

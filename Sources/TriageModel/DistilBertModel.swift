@@ -40,10 +40,11 @@ public struct ModelOutput: Sendable {
 }
 
 /// Scratch memory for one forward pass at a time; keep one per thread and reuse it.
-public struct Workspace {
+public final class Workspace {
     var x = ScratchBuffer(), qkv = ScratchBuffer(), ctx = ScratchBuffer(), tmp = ScratchBuffer()
     var hidden = ScratchBuffer(), scores = ScratchBuffer()
     var clsX = ScratchBuffer(), clsCtx = ScratchBuffer(), clsTmp = ScratchBuffer(), clsHidden = ScratchBuffer()
+    var transposed = ScratchBuffer()
     let quantized = QuantizationScratch()
     public init() {}
 }
@@ -58,7 +59,7 @@ public final class DistilBertModel: Sendable {
     /// pool costs more than it saves.
     static let parallelThreshold = 64 * 1024
 
-    public init(weights: DistilBertWeights, runtime: Runtime = Runtime(threads: 1, int8: .portable)) {
+    public init(weights: DistilBertWeights, runtime: Runtime = Runtime(threads: 1, kernels: .portable)) {
         self.weights = weights
         self.runtime = runtime
     }
@@ -127,8 +128,7 @@ public final class DistilBertModel: Sendable {
             }
         }
         let ln = weights.embeddingLayerNorm
-        FloatKernels.addLayerNorm(x, residual: nil, rows: input.tokens.count, features: d,
-                                  gamma: ln.gamma.pointer, beta: ln.beta.pointer, eps: config.layerNormEps)
+        runtime.kernels.glue.addLayerNorm(x, nil, input.tokens.count, d, ln.gamma.pointer, ln.beta.pointer, config.layerNormEps)
     }
 
     /// Multi-head self-attention over each sequence's own tokens. Reads q, k, v from the
@@ -141,6 +141,7 @@ public final class DistilBertModel: Sendable {
         let c = config, d = c.dim, dh = c.headDim, ld = 3 * d
         let scale = 1 / Float(dh).squareRoot()
         let maxLen = lengths.max() ?? 0
+        let softmax = runtime.kernels.glue.softmaxRow
         let tasks = lengths.count * c.nHeads
         let work = lengths.reduce(0) { $0 + min(queriesPerSequence ?? $1, $1) * $1 } * d * 2
         let chunks = work < Self.parallelThreshold ? 1 : min(runtime.threads, tasks)
@@ -154,7 +155,7 @@ public final class DistilBertModel: Sendable {
                 let q = base + h * dh, k = base + d + h * dh, v = base + 2 * d + h * dh
                 cblas_sgemm_rowmajor(m: queries, n: n, k: dh, alpha: scale, a: q, lda: ld, transA: false,
                                      b: k, ldb: ld, transB: true, c: s, ldc: n)
-                for r in 0..<queries { FloatKernels.softmaxRow(s + r * n, count: n) }
+                for r in 0..<queries { softmax(s + r * n, n) }
                 cblas_sgemm_rowmajor(m: queries, n: dh, k: n, alpha: 1, a: s, lda: n, transA: false,
                                      b: v, ldb: ld, transB: false, c: out + h * dh, ldc: d)
             }
@@ -171,25 +172,29 @@ public final class DistilBertModel: Sendable {
         let parallel = rows * n * k >= Self.parallelThreshold && runtime.threads > 1
         switch l.weight {
         case let .float(w):
-            if !parallel {
-                FloatKernels.linear(x, rows: rows, inFeatures: k, weight: w.pointer, bias: l.bias.pointer, outFeatures: n, into: y)
-                return
+            let few = rows < FloatKernels.fewRows
+            let t = few ? ws.transposed.pointer(count: rows * n) : y
+            func body(_ cols: Range<Int>) {
+                if few {
+                    FloatKernels.linearFewRows(x, rows: rows, inFeatures: k, weight: w.pointer + cols.lowerBound * k,
+                                               bias: l.bias.pointer + cols.lowerBound, outFeatures: cols.count,
+                                               into: y + cols.lowerBound, ldy: n, scratch: t + cols.lowerBound * rows)
+                } else {
+                    FloatKernels.linear(x, rows: rows, inFeatures: k, weight: w.pointer + cols.lowerBound * k,
+                                        bias: l.bias.pointer + cols.lowerBound, outFeatures: cols.count,
+                                        into: y + cols.lowerBound, ldy: n)
+                }
             }
-            runtime.pool.parallelRanges(n, grain: 16) { cols in
-                FloatKernels.linear(x, rows: rows, inFeatures: k, weight: w.pointer + cols.lowerBound * k,
-                                    bias: l.bias.pointer + cols.lowerBound, outFeatures: cols.count,
-                                    into: y + cols.lowerBound, ldy: n)
-            }
+            if parallel { runtime.pool.parallelRanges(n, grain: 16) { body($0) } } else { body(0..<n) }
         case let .int8(w):
             let q = ws.quantized.rows(rows, columns: k)
+            let quantize = runtime.kernels.glue.quantizeRows
             if parallel && rows >= 2 * runtime.threads {
-                runtime.pool.parallelRanges(rows) { r in
-                    Int8Quantization.quantizeRows(x, rows: rows, columns: k, into: q, rowRange: r)
-                }
+                runtime.pool.parallelRanges(rows) { r in quantize(x, rows, k, q, r) }
             } else {
-                Int8Quantization.quantizeRows(x, rows: rows, columns: k, into: q)
+                quantize(x, rows, k, q, 0..<rows)
             }
-            let kernel = runtime.int8
+            let kernel = runtime.kernels
             let args = Int8GemmArguments(a: q, w: w, bias: l.bias.pointer, out: y, ldo: n, rowRange: 0..<rows,
                                          blockRange: 0..<w.blocks)
             if !parallel { kernel.gemm(args); return }
@@ -220,21 +225,20 @@ public final class DistilBertModel: Sendable {
     func addLayerNorm(_ x: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, rows: Int,
                       _ ln: LayerNormWeights) {
         let d = config.dim, eps = config.layerNormEps
+        let norm = runtime.kernels.glue.addLayerNorm
         if rows * d < Self.parallelThreshold || runtime.threads == 1 {
-            FloatKernels.addLayerNorm(x, residual: residual, rows: rows, features: d, gamma: ln.gamma.pointer,
-                                      beta: ln.beta.pointer, eps: eps)
+            norm(x, residual, rows, d, ln.gamma.pointer, ln.beta.pointer, eps)
             return
         }
         runtime.pool.parallelRanges(rows) { r in
-            FloatKernels.addLayerNorm(x + r.lowerBound * d, residual: residual + r.lowerBound * d, rows: r.count,
-                                      features: d, gamma: ln.gamma.pointer, beta: ln.beta.pointer, eps: eps)
+            norm(x + r.lowerBound * d, residual + r.lowerBound * d, r.count, d, ln.gamma.pointer, ln.beta.pointer, eps)
         }
     }
 
     func activation(_ h: UnsafeMutablePointer<Float>, count: Int) {
         let apply = { (p: UnsafeMutablePointer<Float>, n: Int) in
             switch self.config.activation {
-            case .gelu: FloatKernels.gelu(p, count: n)
+            case .gelu: self.runtime.kernels.glue.gelu(p, n)
             case .relu: FloatKernels.relu(p, count: n)
             }
         }

@@ -99,3 +99,39 @@ import TriageKernelSelect
     }
 }
 import TriageSystem
+
+/// The FP32 glue of every instruction-set module against the portable one, bit for bit: the
+/// same source compiled for different CPUs must not change a single result.
+@Suite struct GlueKernelTests {
+    @Test(arguments: KernelSelection.available().map(\.name))
+    func glueMatchesPortableBitForBit(kernelName: String) throws {
+        let glue = try KernelSelection.select(kernelName).glue, base = FloatGlue.portable
+        var rng = SplitMix(seed: 9)
+        func values(_ n: Int, _ scale: Float) -> [Float] { (0..<n).map { _ in Float(Int(rng.next() % 20001) - 10000) / 10000 * scale } }
+        func same(_ a: [Float], _ b: [Float]) -> Bool { zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern } }
+        for n in [1, 7, 16, 17, 33, 384, 1537] {
+            let v = values(n, 8)
+            var a = v, b = v
+            a.withUnsafeMutableBufferPointer { glue.gelu($0.baseAddress!, n) }
+            b.withUnsafeMutableBufferPointer { base.gelu($0.baseAddress!, n) }
+            #expect(same(a, b), "gelu n=\(n)")
+            a = values(n, 30); b = a
+            a.withUnsafeMutableBufferPointer { glue.softmaxRow($0.baseAddress!, n) }
+            b.withUnsafeMutableBufferPointer { base.softmaxRow($0.baseAddress!, n) }
+            #expect(same(a, b), "softmax n=\(n)")
+            let rows = 3, x = values(rows * n, 4), res = values(rows * n, 1), g = values(n, 1), bt = values(n, 1)
+            a = x; b = x
+            a.withUnsafeMutableBufferPointer { glue.addLayerNorm($0.baseAddress!, res, rows, n, g, bt, 1e-12) }
+            b.withUnsafeMutableBufferPointer { base.addLayerNorm($0.baseAddress!, res, rows, n, g, bt, 1e-12) }
+            #expect(same(a, b), "layer norm n=\(n)")
+            let s1 = QuantizationScratch(), s2 = QuantizationScratch()
+            let q1 = s1.rows(rows, columns: n), q2 = s2.rows(rows, columns: n)
+            glue.quantizeRows(x, rows, n, q1, 0..<rows)
+            base.quantizeRows(x, rows, n, q2, 0..<rows)
+            for r in 0..<rows {
+                #expect(q1.scales[r].bitPattern == q2.scales[r].bitPattern && q1.zeroPoints[r] == q2.zeroPoints[r])
+                for i in 0..<q1.stride { #expect(q1.values[r * q1.stride + i] == q2.values[r * q2.stride + i]) }
+            }
+        }
+    }
+}

@@ -28,7 +28,7 @@ import TriageTensors
         var reference: [[Float]]? = nil
         for kernel in KernelSelection.available() {
             for threads in [1, 2, 3] {
-                let model = DistilBertModel(weights: int8, runtime: Runtime(threads: threads, int8: kernel))
+                let model = DistilBertModel(weights: int8, runtime: Runtime(threads: threads, kernels: kernel))
                 var ws = Workspace()
                 let logits = try inputs().map { try model.forward($0, workspace: &ws).logits }
                 if let reference {
