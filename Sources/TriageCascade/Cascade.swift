@@ -20,8 +20,8 @@ public struct CascadeOptions: Sendable {
     public var recordText = false
     /// The edge's own cost per query, for the accounts (0 by default).
     public var edgeCostUSD = 0.0
-    /// Salt for the query hash (the record's, so repeats can be counted).
-    public var querySalt = ""
+    /// The query hash kept in the record (the record's salted hash, so repeats can be counted).
+    public var hashQuery: @Sendable (String) -> String = { SHA256.hex($0) }
     public var systemPrompt = """
         You are the support assistant of a bank's mobile app. Answer the customer's question \
         accurately and concisely, in plain language, with the steps to take in the app. If the \
@@ -81,7 +81,7 @@ public final class Cascade: Sendable {
             category: category.rawValue, tiers: [], costUSD: 0,
             latency: StageLatency(tokenizeMs: (tokenized - start) * 1e3, edgeMs: (edgeDone - tokenized) * 1e3),
             cached: false, review: false, queryText: options.recordText ? query : nil,
-            queryHash: SHA256.hex(options.querySalt + "\u{0}" + query), answer: "", shadow: nil)
+            queryHash: options.hashQuery(query), answer: "", shadow: nil)
         let edgeAnswer = edge.outOfScope ? nil : answers.answer(label: edge.label, query: query)
 
         if verdict.answerAtEdge && !options.shadow, let edgeAnswer {

@@ -65,6 +65,22 @@ public final class Classifier: Sendable {
     public let calibration: Calibration
     public var labels: [String] { model.config.labels }
 
+    /// Names the model in records: the directory's name and a fingerprint of its config,
+    /// calibration and tensor layout (cheap to compute, unlike hashing every weight).
+    public var modelVersion: String {
+        var name = directory
+        while name.count > 1 && name.hasSuffix("/") { name.removeLast() }
+        if let slash = name.lastIndex(of: "/") { name = String(name[name.index(after: slash)...]) }
+        var material = ""
+        for file in ["config.json", "triage.json"] {
+            material += (try? FileSystem.readText(FileSystem.join(directory, file))) ?? ""
+        }
+        let f = model.weights.file
+        material += f.tensors.map { "\($0.name):\($0.dtype.rawValue):\($0.shape)" }.joined(separator: ";")
+        material += String(f.tensors.last?.dataRange.upperBound ?? 0)
+        return name + (model.weights.isInt8 ? "-int8" : "") + "@" + String(SHA256.hex(material).prefix(12))
+    }
+
     public init(directory: String, tokenizer: WordPieceTokenizer, model: DistilBertModel, calibration: Calibration) {
         self.directory = directory; self.tokenizer = tokenizer; self.model = model; self.calibration = calibration
     }

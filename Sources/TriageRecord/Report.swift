@@ -1,0 +1,819 @@
+// The operator's report, computed from recorded decisions: traffic, routes, money, savings,
+// latency, the review queue, shadow-mode agreement, the seed alerts, a health score with its
+// status, SLA checks and one concrete recommendation per finding.
+//
+// Definitions (also written into the JSON so a reader need not find this file):
+// - escalation: a query whose tier calls include the small tier followed by the large one
+//   (a large call refused by an open breaker was never sent, so it does not count);
+//   escalation_rate = escalations / total_queries (the SLA's ≤ 0.15).
+// - cloud_rate: queries with at least one cloud tier call (sent, or refused by an open
+//   breaker) / total_queries.
+// - edge_utilisation: among queries the edge model did not flag out of scope, the share it
+//   answered at the edge — in shadow mode, would have answered (ShadowComparison.edgeRoute).
+//   Out-of-scope queries are excluded because the edge is not meant to answer them: counting
+//   them would blame the model for the traffic mix; out_of_scope_rate is reported beside it.
+// - accuracy_estimate: the shadow agreement rate when shadow rows exist, else unknown (null).
+// - percentiles: nearest rank on total latency — the smallest value with at least p % of the
+//   values at or below it (rank ⌈p·n/100⌉ of the sorted values).
+
+import TriageCascade
+import TriageJSON
+import TriageSystem
+
+/// Price of one cloud tier in dollars per million tokens.
+public struct TierPrice: Sendable, Equatable {
+    public var inputPerMillion: Double
+    public var outputPerMillion: Double
+    public init(inputPerMillion: Double, outputPerMillion: Double) {
+        self.inputPerMillion = inputPerMillion; self.outputPerMillion = outputPerMillion
+    }
+    public func cost(inputTokens: Double, outputTokens: Double) -> Double {
+        (inputTokens * inputPerMillion + outputTokens * outputPerMillion) / 1_000_000
+    }
+}
+
+/// Every threshold and target of the report; the defaults are the seed values.
+public struct ReportPolicy: Sendable, Equatable {
+    // Alerts (seed).
+    public var minEdgeUtilisation = 0.80
+    public var minAccuracy = 0.85
+    public var maxCostPerQueryUSD = 0.01
+    public var maxP95LatencyMs = 150.0
+    // Health score (seed): start, bands and penalties.
+    public var healthStart = 100
+    public var edgeUtilisationWarn = 0.90
+    public var edgeUtilisationWarnPenalty = 10
+    public var edgeUtilisationCritical = 0.80
+    public var edgeUtilisationCriticalPenalty = 20
+    public var accuracyWarn = 0.90
+    public var accuracyWarnPenalty = 15
+    public var accuracyCritical = 0.80
+    public var accuracyCriticalPenalty = 30
+    public var alertPenalty = 5
+    public var maxAlertPenalty = 30
+    // Status bands (seed): excellent ≥ 90, good ≥ 75, fair ≥ 60, poor ≥ 40, else critical.
+    public var excellentAtLeast = 90
+    public var goodAtLeast = 75
+    public var fairAtLeast = 60
+    public var poorAtLeast = 40
+    // SLA targets (seed).
+    public var slaP50Ms = 1000.0
+    public var slaP95Ms = 2500.0
+    public var slaP99Ms = 3000.0
+    public var slaMaxEscalationRate = 0.15
+    // Money (seed prices) and the token estimate used when a tier has no real calls.
+    public var smallTierPrice = TierPrice(inputPerMillion: 0.25, outputPerMillion: 1.25)
+    public var largeTierPrice = TierPrice(inputPerMillion: 3, outputPerMillion: 15)
+    public var defaultInputTokens = 150.0
+    public var defaultOutputTokens = 200.0
+    // Findings beyond the seed alerts (not seed values: chosen here, configurable).
+    public var overRoutingWarn = 0.10
+    public var underRoutingWarn = 0.05
+    /// At most this many review-flagged queries are listed (most recent first).
+    public var maxReviewListed = 50
+
+    public init() {}
+}
+
+public struct Report: Sendable {
+    public enum Status: String, Sendable, Equatable {
+        case excellent, good, fair, poor, critical
+        /// No decisions in the window: no score.
+        case noData = "no_data"
+    }
+
+    public struct TierStats: Sendable, Equatable {
+        public var tier: String
+        /// Tier calls recorded (one per query that reached this tier, however many attempts).
+        public var calls = 0
+        public var successfulCalls = 0
+        public var failedCalls = 0
+        public var breakerRejections = 0
+        public var attempts = 0
+        public var inputTokens = 0
+        public var outputTokens = 0
+        /// Cost of every call of this tier, failed ones included.
+        public var costUSD = 0.0
+        /// Cost of the successful calls.
+        public var successfulCostUSD = 0.0
+        /// successfulCostUSD / successfulCalls.
+        public var costPerInferenceUSD: Double?
+        /// Mean tokens of the successful calls that reported usage.
+        public var meanInputTokens: Double?
+        public var meanOutputTokens: Double?
+    }
+
+    public struct Savings: Sendable, Equatable {
+        public var tier: String
+        /// What every query in the window would have cost on this tier alone.
+        public var hypotheticalCostUSD: Double
+        /// hypotheticalCostUSD − the recorded total cost.
+        public var savingsUSD: Double
+        /// savingsUSD / hypotheticalCostUSD (nil when that is 0).
+        public var savingsRate: Double?
+        /// Queries priced with the tokens of their own answering cloud call.
+        public var observedQueries: Int
+        /// Queries priced with the estimate below (edge, cache, unanswered).
+        public var estimatedQueries: Int
+        public var estimateInputTokens: Double
+        public var estimateOutputTokens: Double
+        /// "observed_mean" (this tier's real calls in the window) or "default".
+        public var estimateSource: String
+    }
+
+    public struct ShadowStats: Sendable, Equatable {
+        public var queries: Int
+        public var agreements: Int
+        public var overRouted: Int
+        public var underRouted: Int
+        public var edgeWouldAnswer: Int
+        public var agreementRate: Double
+        public var overRoutingRate: Double
+        public var underRoutingRate: Double
+    }
+
+    public struct Alert: Sendable, Equatable {
+        /// edge_utilisation, accuracy, cost_per_query, p95_latency
+        public var name: String
+        public var value: Double
+        public var threshold: Double
+        /// "below" or "above": which side of the threshold fires.
+        public var comparison: String
+        public var message: String
+    }
+
+    public struct SLACheck: Sendable, Equatable {
+        /// p50_latency_ms, p95_latency_ms, p99_latency_ms, escalation_rate
+        public var name: String
+        public var value: Double?
+        public var target: Double
+        public var met: Bool?
+    }
+
+    public struct ReviewItem: Sendable, Equatable {
+        public var timestamp: Double
+        public var label: String
+        public var confidence: Double
+        public var queryHash: String
+        public var queryText: String?
+    }
+
+    public let policy: ReportPolicy
+    public let generatedAt: Double
+    public let since: Double?
+    public let firstTimestamp: Double?
+    public let lastTimestamp: Double?
+
+    public let totalQueries: Int
+    public let routeCounts: [Route: Int]
+    public let edgeShare: Double?
+    public let smallShare: Double?
+    public let largeShare: Double?
+    public let noneShare: Double?
+    public let escalations: Int
+    public let escalationRate: Double?
+    /// Escalations among the queries that reached the small tier.
+    public let smallToLargeRate: Double?
+    public let cloudQueries: Int
+    public let cloudRate: Double?
+    public let cacheHits: Int
+    public let cacheHitRate: Double?
+    public let outOfScope: Int
+    public let outOfScopeRate: Double?
+    /// Decisions per reason, most frequent first (ties by name).
+    public let reasonCounts: [(reason: String, count: Int)]
+    public let uniqueQueries: Int
+    /// Queries whose salted hash was already seen earlier in the window.
+    public let repeatedQueries: Int
+
+    public let totalCostUSD: Double
+    public let costPerQueryUSD: Double?
+    public let small: TierStats
+    public let large: TierStats
+    public let savingsVsLarge: Savings
+    public let savingsVsSmall: Savings
+    public static let savingsMethod = """
+        hypothetical cost if every query had gone to that tier alone, at its per-token prices: \
+        a query answered by a cloud tier is priced with the input/output tokens of its answering call; \
+        every other query (edge, cache hit, unanswered, or a call without usage) with the mean input/output \
+        tokens of that tier's successful calls in the window, or the default estimate when it had none; \
+        savings = hypothetical cost - recorded total cost
+        """
+
+    public let latencyP50Ms: Double?
+    public let latencyP95Ms: Double?
+    public let latencyP99Ms: Double?
+    public let latencyMeanMs: Double?
+    public let latencyMaxMs: Double?
+    public let edgeLatencyP95Ms: Double?
+    public let cloudLatencyP95Ms: Double?
+
+    public let reviewCount: Int
+    /// Most recent first, at most policy.maxReviewListed.
+    public let reviewItems: [ReviewItem]
+
+    public let shadow: ShadowStats?
+    public let accuracyEstimate: Double?
+    public let inScopeQueries: Int
+    public let edgeUtilisation: Double?
+    /// Why the edge did not answer in-scope queries: reason → count, most frequent first.
+    public let edgeMissReasons: [(reason: String, count: Int)]
+
+    public let alerts: [Alert]
+    public let healthScore: Int?
+    public let status: Status
+    public let sla: [SLACheck]
+    public let slaMet: Bool?
+    /// One concrete line per alert or finding.
+    public private(set) var recommendations: [String] = []
+
+    public static let edgeUtilisationDefinition = """
+        share of in-scope queries (not flagged out of scope by the edge model) answered at the edge; \
+        in shadow mode, the share the edge would have answered
+        """
+    public static let escalationDefinition = "queries sent to the large tier after the small tier (breaker-refused calls excluded), over all queries"
+
+    /// Computes the report over `decisions` with `timestamp >= since` (all when nil).
+    public init(decisions all: [Decision], since: Double? = nil, now: Double = Clock.unixTime(),
+                policy: ReportPolicy = ReportPolicy()) {
+        self.policy = policy
+        self.generatedAt = now
+        self.since = since
+        let ds = since.map { s in all.filter { $0.timestamp >= s } } ?? all
+        let n = ds.count
+        func rate(_ k: Int, _ d: Int) -> Double? { d > 0 ? Double(k) / Double(d) : nil }
+
+        totalQueries = n
+        firstTimestamp = ds.map(\.timestamp).min()
+        lastTimestamp = ds.map(\.timestamp).max()
+
+        var routes: [Route: Int] = [:]
+        for r in Route.allCases { routes[r] = 0 }
+        var reasons: [String: Int] = [:]
+        var escalations = 0, reachedSmall = 0, cloud = 0, cached = 0, oos = 0
+        var seen = Set<String>()
+        var repeats = 0
+        for d in ds {
+            routes[d.route, default: 0] += 1
+            reasons[d.reason, default: 0] += 1
+            if let s = d.tiers.firstIndex(where: { $0.tier == "small" }) {
+                reachedSmall += 1
+                if d.tiers[(s + 1)...].contains(where: { $0.tier == "large" && !$0.rejectedByBreaker }) { escalations += 1 }
+            }
+            if !d.tiers.isEmpty { cloud += 1 }
+            if d.cached { cached += 1 }
+            if d.outOfScope { oos += 1 }
+            if !seen.insert(d.queryHash).inserted { repeats += 1 }
+        }
+        routeCounts = routes
+        edgeShare = rate(routes[.edge]!, n)
+        smallShare = rate(routes[.small]!, n)
+        largeShare = rate(routes[.large]!, n)
+        noneShare = rate(routes[.none]!, n)
+        self.escalations = escalations
+        escalationRate = rate(escalations, n)
+        smallToLargeRate = rate(escalations, reachedSmall)
+        cloudQueries = cloud
+        cloudRate = rate(cloud, n)
+        cacheHits = cached
+        cacheHitRate = rate(cached, n)
+        outOfScope = oos
+        outOfScopeRate = rate(oos, n)
+        reasonCounts = Report.sortedCounts(reasons)
+        uniqueQueries = seen.count
+        repeatedQueries = repeats
+
+        // Money.
+        let total = ds.reduce(0.0) { $0 + $1.costUSD }
+        totalCostUSD = total
+        costPerQueryUSD = n > 0 ? total / Double(n) : nil
+        var tierStats = ["small": TierStats(tier: "small"), "large": TierStats(tier: "large")]
+        var tokenSums: [String: (input: Int, output: Int, calls: Int)] = [:]
+        for d in ds {
+            for t in d.tiers {
+                var s = tierStats[t.tier] ?? TierStats(tier: t.tier)
+                s.calls += 1
+                s.attempts += t.attempts
+                s.inputTokens += t.inputTokens
+                s.outputTokens += t.outputTokens
+                s.costUSD += t.costUSD
+                if t.succeeded {
+                    s.successfulCalls += 1
+                    s.successfulCostUSD += t.costUSD
+                    if t.inputTokens + t.outputTokens > 0 {
+                        var sum = tokenSums[t.tier] ?? (0, 0, 0)
+                        sum.input += t.inputTokens; sum.output += t.outputTokens; sum.calls += 1
+                        tokenSums[t.tier] = sum
+                    }
+                } else if t.rejectedByBreaker {
+                    s.breakerRejections += 1
+                } else {
+                    s.failedCalls += 1
+                }
+                tierStats[t.tier] = s
+            }
+        }
+        for (name, var s) in tierStats {
+            if s.successfulCalls > 0 { s.costPerInferenceUSD = s.successfulCostUSD / Double(s.successfulCalls) }
+            if let sum = tokenSums[name], sum.calls > 0 {
+                s.meanInputTokens = Double(sum.input) / Double(sum.calls)
+                s.meanOutputTokens = Double(sum.output) / Double(sum.calls)
+            }
+            tierStats[name] = s
+        }
+        small = tierStats["small"]!
+        large = tierStats["large"]!
+
+        func savings(_ stats: TierStats, _ price: TierPrice) -> Savings {
+            let observedMean = stats.meanInputTokens != nil
+            let estIn = stats.meanInputTokens ?? policy.defaultInputTokens
+            let estOut = stats.meanOutputTokens ?? policy.defaultOutputTokens
+            var hypothetical = 0.0, observed = 0, estimated = 0
+            for d in ds {
+                if let call = Report.answeringCall(d) {
+                    observed += 1
+                    hypothetical += price.cost(inputTokens: Double(call.inputTokens), outputTokens: Double(call.outputTokens))
+                } else {
+                    estimated += 1
+                    hypothetical += price.cost(inputTokens: estIn, outputTokens: estOut)
+                }
+            }
+            let saved = hypothetical - total
+            return Savings(tier: stats.tier, hypotheticalCostUSD: hypothetical, savingsUSD: saved,
+                           savingsRate: hypothetical > 0 ? saved / hypothetical : nil,
+                           observedQueries: observed, estimatedQueries: estimated,
+                           estimateInputTokens: estIn, estimateOutputTokens: estOut,
+                           estimateSource: observedMean ? "observed_mean" : "default")
+        }
+        savingsVsLarge = savings(large, policy.largeTierPrice)
+        savingsVsSmall = savings(small, policy.smallTierPrice)
+
+        // Latency.
+        let latencies = ds.map(\.latency.totalMs).sorted()
+        latencyP50Ms = Report.percentile(sorted: latencies, 50)
+        latencyP95Ms = Report.percentile(sorted: latencies, 95)
+        latencyP99Ms = Report.percentile(sorted: latencies, 99)
+        latencyMeanMs = n > 0 ? latencies.reduce(0, +) / Double(n) : nil
+        latencyMaxMs = latencies.last
+        edgeLatencyP95Ms = Report.percentile(ds.filter { $0.route == .edge }.map(\.latency.totalMs), 95)
+        cloudLatencyP95Ms = Report.percentile(ds.filter { !$0.tiers.isEmpty }.map(\.latency.totalMs), 95)
+
+        // Review queue.
+        let flagged = ds.filter(\.review)
+        reviewCount = flagged.count
+        reviewItems = flagged.reversed().prefix(max(0, policy.maxReviewListed)).map {
+            ReviewItem(timestamp: $0.timestamp, label: $0.label, confidence: $0.confidence,
+                       queryHash: $0.queryHash, queryText: $0.queryText)
+        }
+
+        // Shadow mode.
+        let shadowRows = ds.filter { $0.shadow != nil }
+        if shadowRows.isEmpty {
+            shadow = nil
+        } else {
+            var agree = 0, over = 0, under = 0, edgeAnswers = 0
+            for d in shadowRows {
+                let s = d.shadow!
+                let edgeLabel: String? = d.outOfScope ? nil : d.label
+                let agrees = edgeLabel == s.cloudLabel
+                let wouldAnswer = s.edgeRoute == .edge
+                if agrees { agree += 1 }
+                if wouldAnswer { edgeAnswers += 1 }
+                if !wouldAnswer && !d.outOfScope && agrees { over += 1 }
+                if wouldAnswer && !agrees { under += 1 }
+            }
+            let m = Double(shadowRows.count)
+            shadow = ShadowStats(queries: shadowRows.count, agreements: agree, overRouted: over, underRouted: under,
+                                 edgeWouldAnswer: edgeAnswers, agreementRate: Double(agree) / m,
+                                 overRoutingRate: Double(over) / m, underRoutingRate: Double(under) / m)
+        }
+        accuracyEstimate = shadow?.agreementRate
+
+        // Edge utilisation over in-scope queries (would-be route in shadow mode).
+        let inScope = ds.filter { !$0.outOfScope }
+        inScopeQueries = inScope.count
+        var atEdge = 0
+        var missReasons: [String: Int] = [:]
+        for d in inScope {
+            let route = d.shadow?.edgeRoute ?? d.route
+            if route == .edge { atEdge += 1 } else { missReasons[d.shadow?.edgeReason ?? d.reason, default: 0] += 1 }
+        }
+        edgeUtilisation = rate(atEdge, inScope.count)
+        edgeMissReasons = Report.sortedCounts(missReasons)
+
+        // Alerts (seed).
+        var alerts: [Alert] = []
+        if let eu = edgeUtilisation, eu < policy.minEdgeUtilisation {
+            alerts.append(Alert(name: "edge_utilisation", value: eu, threshold: policy.minEdgeUtilisation, comparison: "below",
+                                message: "edge utilisation \(fmt(eu, 2)) < \(fmt(policy.minEdgeUtilisation, 2))"))
+        }
+        if let acc = accuracyEstimate, acc < policy.minAccuracy {
+            alerts.append(Alert(name: "accuracy", value: acc, threshold: policy.minAccuracy, comparison: "below",
+                                message: "estimated accuracy \(fmt(acc, 2)) < \(fmt(policy.minAccuracy, 2))"))
+        }
+        if let cpq = costPerQueryUSD, cpq > policy.maxCostPerQueryUSD {
+            alerts.append(Alert(name: "cost_per_query", value: cpq, threshold: policy.maxCostPerQueryUSD, comparison: "above",
+                                message: "cost per query $\(fmt(cpq, 4)) > $\(fmt(policy.maxCostPerQueryUSD, 4))"))
+        }
+        if let p95 = latencyP95Ms, p95 > policy.maxP95LatencyMs {
+            alerts.append(Alert(name: "p95_latency", value: p95, threshold: policy.maxP95LatencyMs, comparison: "above",
+                                message: "p95 latency \(fmt(p95, 1)) ms > \(fmt(policy.maxP95LatencyMs, 1)) ms"))
+        }
+        self.alerts = alerts
+
+        // Health and status.
+        if n == 0 {
+            healthScore = nil
+            status = .noData
+        } else {
+            let score = Report.healthScore(edgeUtilisation: edgeUtilisation, accuracy: accuracyEstimate,
+                                           alertCount: alerts.count, policy: policy)
+            healthScore = score
+            status = Report.status(score: score, policy: policy)
+        }
+
+        // SLA.
+        let checks: [(String, Double?, Double)] = [
+            ("p50_latency_ms", latencyP50Ms, policy.slaP50Ms), ("p95_latency_ms", latencyP95Ms, policy.slaP95Ms),
+            ("p99_latency_ms", latencyP99Ms, policy.slaP99Ms), ("escalation_rate", escalationRate, policy.slaMaxEscalationRate),
+        ]
+        sla = checks.map { name, value, target in
+            SLACheck(name: name, value: value, target: target, met: value.map { $0 <= target })
+        }
+        slaMet = n == 0 ? nil : sla.allSatisfy { $0.met == true }
+
+        recommendations = makeRecommendations()
+    }
+
+    // MARK: Pieces, public for tests and reuse
+
+    /// Nearest-rank percentile: the value at rank ⌈percent·n/100⌉ (1-based) of the sorted
+    /// values; nil for no values. Integer arithmetic, so 95 % of 20 is exactly rank 19.
+    public static func percentile(_ values: [Double], _ percent: Int) -> Double? {
+        percentile(sorted: values.sorted(), percent)
+    }
+
+    static func percentile(sorted: [Double], _ percent: Int) -> Double? {
+        guard !sorted.isEmpty else { return nil }
+        let p = min(max(percent, 0), 100)
+        let rank = max(1, (p * sorted.count + 99) / 100)
+        return sorted[rank - 1]
+    }
+
+    /// Seed health score: from `healthStart`, −10 if edge utilisation < 0.90 and −20 more
+    /// below 0.80; −15 if accuracy < 0.90 and −30 more below 0.80 (unknown values cost
+    /// nothing); −5 per alert, at most −30 for alerts; never below 0.
+    public static func healthScore(edgeUtilisation: Double?, accuracy: Double?, alertCount: Int,
+                                   policy: ReportPolicy = ReportPolicy()) -> Int {
+        var score = policy.healthStart
+        if let eu = edgeUtilisation {
+            if eu < policy.edgeUtilisationWarn { score -= policy.edgeUtilisationWarnPenalty }
+            if eu < policy.edgeUtilisationCritical { score -= policy.edgeUtilisationCriticalPenalty }
+        }
+        if let acc = accuracy {
+            if acc < policy.accuracyWarn { score -= policy.accuracyWarnPenalty }
+            if acc < policy.accuracyCritical { score -= policy.accuracyCriticalPenalty }
+        }
+        score -= min(policy.alertPenalty * alertCount, policy.maxAlertPenalty)
+        return max(0, score)
+    }
+
+    public static func status(score: Int, policy: ReportPolicy = ReportPolicy()) -> Status {
+        if score >= policy.excellentAtLeast { return .excellent }
+        if score >= policy.goodAtLeast { return .good }
+        if score >= policy.fairAtLeast { return .fair }
+        if score >= policy.poorAtLeast { return .poor }
+        return .critical
+    }
+
+    /// The call that produced a cloud answer: the last successful call of the answering
+    /// tier (else the last successful one), if it reported token usage.
+    static func answeringCall(_ d: Decision) -> TierCall? {
+        let ok = d.tiers.filter { $0.succeeded && $0.inputTokens + $0.outputTokens > 0 }
+        return ok.last(where: { $0.tier == d.route.rawValue }) ?? ok.last
+    }
+
+    static func sortedCounts(_ counts: [String: Int]) -> [(reason: String, count: Int)] {
+        counts.map { (reason: $0.key, count: $0.value) }.sorted { $0.count != $1.count ? $0.count > $1.count : $0.reason < $1.reason }
+    }
+
+    private func makeRecommendations() -> [String] {
+        var out: [String] = []
+        let p = policy
+        if totalQueries == 0 {
+            return ["no decisions recorded in this window: nothing to recommend yet"]
+        }
+        for alert in alerts {
+            switch alert.name {
+            case "edge_utilisation":
+                let misses = edgeMissReasons.reduce(0) { $0 + $1.count }
+                let top = edgeMissReasons.prefix(2).map { "\(pct(Double($0.count) / Double(max(misses, 1)))) were \($0.reason)" }
+                var advice = "lower the confidence threshold or retrain the edge model"
+                if edgeMissReasons.first?.reason == "high_complexity" { advice = "raise the complexity threshold or retrain the edge model" }
+                out.append("edge utilisation \(fmt(alert.value, 2)) < \(fmt(alert.threshold, 2)): \(advice); of the \(misses) in-scope queries not answered at the edge, "
+                           + top.joined(separator: ", "))
+            case "accuracy":
+                let s = shadow!
+                out.append("estimated accuracy \(fmt(alert.value, 2)) < \(fmt(alert.threshold, 2)) (shadow agreement over \(s.queries) queries): "
+                           + "retrain the edge model on the \(plural(s.queries - s.agreements, "query", "queries")) where it disagreed with the cloud; "
+                           + "until then raise the confidence threshold (under-routing \(fmt(s.underRoutingRate, 2)))")
+            case "cost_per_query":
+                let cloudCost = small.costUSD + large.costUSD
+                let largePart = cloudCost > 0 ? large.costUSD / cloudCost : 0
+                out.append("cost per query $\(fmt(alert.value, 4)) > $\(fmt(alert.threshold, 4)): the large tier took \(pct(largePart)) of the cloud spend; "
+                           + "send more categories to the small tier first, answer more at the edge, or lengthen the cache TTL (cache hit rate \(fmt(cacheHitRate ?? 0, 2)))")
+            case "p95_latency":
+                let edgeP95 = edgeLatencyP95Ms.map { "\(fmt($0, 1)) ms" } ?? "n/a"
+                let cloudP95 = cloudLatencyP95Ms.map { "\(fmt($0, 1)) ms" } ?? "n/a"
+                out.append("p95 latency \(fmt(alert.value, 1)) ms > \(fmt(alert.threshold, 1)) ms: \(pct(cloudRate ?? 0)) of queries waited for the cloud "
+                           + "(cloud p95 \(cloudP95), edge p95 \(edgeP95)); answer more at the edge, lower max_tokens, or use the cache")
+            default: break
+            }
+        }
+        for check in sla where check.met == false {
+            if check.name == "escalation_rate" {
+                out.append("SLA: escalation rate \(fmt(check.value ?? 0, 2)) exceeds the \(fmt(check.target, 2)) target: "
+                           + "\(pct(smallToLargeRate ?? 0)) of small-tier answers were escalated; move the categories that escalate most straight to the large tier, or tune the answer check")
+            } else {
+                out.append("SLA: \(slaLabel(check.name)) \(fmt(check.value ?? 0, 1)) ms exceeds the \(fmt(check.target, 0)) ms target: "
+                           + "check cloud latency, retries and timeouts")
+            }
+        }
+        if let s = shadow {
+            if s.overRoutingRate > p.overRoutingWarn {
+                out.append("over-routing \(fmt(s.overRoutingRate, 2)) > \(fmt(p.overRoutingWarn, 2)): the edge escalated \(plural(s.overRouted, "query", "queries")) whose label the cloud confirmed; "
+                           + "a lower confidence threshold would keep them at the edge")
+            }
+            if s.underRoutingRate > p.underRoutingWarn {
+                out.append("under-routing \(fmt(s.underRoutingRate, 2)) > \(fmt(p.underRoutingWarn, 2)): the edge would have answered \(plural(s.underRouted, "query", "queries")) the cloud read differently; "
+                           + "raise the confidence threshold or retrain on them")
+            }
+        } else {
+            out.append("accuracy is unknown: run a sample of traffic in shadow mode to measure edge agreement with the cloud")
+        }
+        let rejected = small.breakerRejections + large.breakerRejections
+        let failed = small.failedCalls + large.failedCalls
+        if rejected + failed > 0 {
+            out.append("\(plural(failed, "cloud call", "cloud calls")) failed and \(rejected) \(rejected == 1 ? "was" : "were") refused by an open circuit breaker: check the API key, network and rate limits")
+        }
+        if reviewCount > 0 {
+            out.append("\(plural(reviewCount, "query", "queries")) \(reviewCount == 1 ? "was" : "were") flagged for review (answered at the edge with middling confidence): check their labels and add them to the training set")
+        }
+        if out.isEmpty { out.append("no action needed") }
+        return out
+    }
+}
+
+// MARK: - Output
+
+extension Report {
+    public var json: JSONValue {
+        func num(_ x: Double?) -> JSONValue { x.map { .number($0) } ?? .null }
+        func tier(_ s: TierStats) -> JSONValue {
+            .object([
+                ("calls", .int(s.calls)), ("successful_calls", .int(s.successfulCalls)), ("failed_calls", .int(s.failedCalls)),
+                ("breaker_rejections", .int(s.breakerRejections)), ("attempts", .int(s.attempts)),
+                ("input_tokens", .int(s.inputTokens)), ("output_tokens", .int(s.outputTokens)),
+                ("cost_usd", .number(s.costUSD)), ("successful_cost_usd", .number(s.successfulCostUSD)),
+                ("cost_per_inference_usd", num(s.costPerInferenceUSD)),
+                ("mean_input_tokens", num(s.meanInputTokens)), ("mean_output_tokens", num(s.meanOutputTokens)),
+            ])
+        }
+        func savings(_ s: Savings) -> JSONValue {
+            .object([
+                ("hypothetical_cost_usd", .number(s.hypotheticalCostUSD)), ("savings_usd", .number(s.savingsUSD)),
+                ("savings_rate", num(s.savingsRate)), ("observed_queries", .int(s.observedQueries)),
+                ("estimated_queries", .int(s.estimatedQueries)), ("estimate_input_tokens", .number(s.estimateInputTokens)),
+                ("estimate_output_tokens", .number(s.estimateOutputTokens)), ("estimate_source", .string(s.estimateSource)),
+            ])
+        }
+        let shadowJSON: JSONValue = shadow.map { s in
+            .object([
+                ("queries", .int(s.queries)), ("agreements", .int(s.agreements)), ("agreement_rate", .number(s.agreementRate)),
+                ("over_routed", .int(s.overRouted)), ("over_routing_rate", .number(s.overRoutingRate)),
+                ("under_routed", .int(s.underRouted)), ("under_routing_rate", .number(s.underRoutingRate)),
+                ("edge_would_answer", .int(s.edgeWouldAnswer)),
+            ])
+        } ?? .null
+        var o: [(String, JSONValue)] = []
+        func put(_ key: String, _ value: JSONValue) { o.append((key, value)) }
+        put("generated_at", .number(generatedAt))
+        put("since", num(since))
+        put("first_timestamp", num(firstTimestamp))
+        put("last_timestamp", num(lastTimestamp))
+        put("total_queries", .int(totalQueries))
+        let routes: [(String, JSONValue)] = Route.allCases.map { r in (r.rawValue, JSONValue.int(routeCounts[r] ?? 0)) }
+        put("route_counts", .object(routes))
+        put("edge_share", num(edgeShare))
+        let shares: [(String, JSONValue)] = [("small", num(smallShare)), ("large", num(largeShare)), ("none", num(noneShare))]
+        put("tier_shares", .object(shares))
+        put("escalations", .int(escalations))
+        put("escalation_rate", num(escalationRate))
+        put("escalation_definition", .string(Report.escalationDefinition))
+        put("small_to_large_rate", num(smallToLargeRate))
+        put("cloud_queries", .int(cloudQueries))
+        put("cloud_rate", num(cloudRate))
+        put("cache_hits", .int(cacheHits))
+        put("cache_hit_rate", num(cacheHitRate))
+        put("out_of_scope", .int(outOfScope))
+        put("out_of_scope_rate", num(outOfScopeRate))
+        put("unique_queries", .int(uniqueQueries))
+        put("repeated_queries", .int(repeatedQueries))
+        let reasons: [(String, JSONValue)] = reasonCounts.map { r in (r.reason, JSONValue.int(r.count)) }
+        put("reasons", .object(reasons))
+        put("total_cost_usd", .number(totalCostUSD))
+        put("cost_per_query_usd", num(costPerQueryUSD))
+        put("tiers", .object([("small", tier(small)), ("large", tier(large))]))
+        put("savings", .object([("vs_large", savings(savingsVsLarge)), ("vs_small", savings(savingsVsSmall))]))
+        put("savings_method", .string(Report.savingsMethod))
+        var latency: [(String, JSONValue)] = []
+        latency.append(("p50", num(latencyP50Ms)))
+        latency.append(("p95", num(latencyP95Ms)))
+        latency.append(("p99", num(latencyP99Ms)))
+        latency.append(("mean", num(latencyMeanMs)))
+        latency.append(("max", num(latencyMaxMs)))
+        latency.append(("edge_p95", num(edgeLatencyP95Ms)))
+        latency.append(("cloud_p95", num(cloudLatencyP95Ms)))
+        latency.append(("method", .string("nearest rank over total latency")))
+        put("latency_ms", .object(latency))
+        let reviewed: [JSONValue] = reviewItems.map { r in
+            var item: [(String, JSONValue)] = []
+            item.append(("timestamp", .number(r.timestamp)))
+            item.append(("time", .string(formatUTC(r.timestamp))))
+            item.append(("label", .string(r.label)))
+            item.append(("confidence", .number(r.confidence)))
+            item.append(("query_hash", .string(r.queryHash)))
+            item.append(("query_text", r.queryText.map { JSONValue.string($0) } ?? .null))
+            return .object(item)
+        }
+        put("review", .object([("count", .int(reviewCount)), ("queries", .array(reviewed))]))
+        put("shadow", shadowJSON)
+        put("accuracy_estimate", num(accuracyEstimate))
+        put("accuracy_source", .string(shadow == nil ? "unknown (no shadow-mode rows)" : "shadow agreement"))
+        put("in_scope_queries", .int(inScopeQueries))
+        put("edge_utilisation", num(edgeUtilisation))
+        put("edge_utilisation_definition", .string(Report.edgeUtilisationDefinition))
+        let misses: [(String, JSONValue)] = edgeMissReasons.map { r in (r.reason, JSONValue.int(r.count)) }
+        put("edge_miss_reasons", .object(misses))
+        let alertList: [JSONValue] = alerts.map { a in
+            var item: [(String, JSONValue)] = []
+            item.append(("name", .string(a.name)))
+            item.append(("value", .number(a.value)))
+            item.append(("threshold", .number(a.threshold)))
+            item.append(("comparison", .string(a.comparison)))
+            item.append(("message", .string(a.message)))
+            return .object(item)
+        }
+        put("alerts", .array(alertList))
+        put("health_score", healthScore.map { JSONValue.int($0) } ?? .null)
+        put("status", .string(status.rawValue))
+        var slaPairs: [(String, JSONValue)] = []
+        for c in sla {
+            let met: JSONValue = c.met.map { JSONValue.bool($0) } ?? .null
+            slaPairs.append((c.name, .object([("value", num(c.value)), ("target", .number(c.target)), ("met", met)])))
+        }
+        slaPairs.append(("met", slaMet.map { JSONValue.bool($0) } ?? .null))
+        put("sla", .object(slaPairs))
+        put("recommendations", .array(recommendations.map { JSONValue.string($0) }))
+        return .object(o)
+    }
+
+    /// A readable multi-section report.
+    public var text: String {
+        var out = ""
+        func line(_ s: String = "") { out += s + "\n" }
+        func section(_ title: String) { line(); line(title); line(String(repeating: "-", count: title.count)) }
+        func opt(_ x: Double?, _ d: Int) -> String { x.map { fmt($0, d) } ?? "n/a" }
+        func share(_ x: Double?) -> String { x.map { pct($0) } ?? "n/a" }
+        func usd(_ x: Double?, _ d: Int = 4) -> String { x.map { ($0 < 0 ? "-$" : "$") + fmt(abs($0), d) } ?? "n/a" }
+
+        line("triage report")
+        line("=============")
+        let window = since.map { "since \(formatUTC($0))" } ?? "all time"
+        line("window: \(window); generated \(formatUTC(generatedAt))")
+        if let f = firstTimestamp, let l = lastTimestamp { line("decisions from \(formatUTC(f)) to \(formatUTC(l))") }
+        line("health: \(healthScore.map { "\($0)/100" } ?? "n/a") (\(status.rawValue))")
+
+        section("Traffic")
+        line("queries:           \(totalQueries) (\(uniqueQueries) distinct, \(repeatedQueries) repeats)")
+        line("edge:              \(routeCounts[.edge] ?? 0) (\(share(edgeShare)))")
+        line("small tier:        \(routeCounts[.small] ?? 0) (\(share(smallShare)))")
+        line("large tier:        \(routeCounts[.large] ?? 0) (\(share(largeShare)))")
+        line("unanswered:        \(routeCounts[.none] ?? 0) (\(share(noneShare)))")
+        line("cloud rate:        \(share(cloudRate)) (\(cloudQueries) queries called a cloud tier)")
+        line("escalations:       \(escalations) small → large (\(share(escalationRate)) of queries, \(share(smallToLargeRate)) of small-tier queries)")
+        line("cache hits:        \(cacheHits) (\(share(cacheHitRate)))")
+        line("out of scope:      \(outOfScope) (\(share(outOfScopeRate)))")
+        line("edge utilisation:  \(opt(edgeUtilisation, 2)) of \(inScopeQueries) in-scope queries")
+        if !reasonCounts.isEmpty {
+            line("reasons:           " + reasonCounts.map { "\($0.reason) \($0.count)" }.joined(separator: ", "))
+        }
+
+        section("Cost")
+        line("total:             \(usd(totalCostUSD))")
+        line("per query:         \(usd(costPerQueryUSD, 6))")
+        for s in [small, large] {
+            line("\(s.tier) tier:".padded(19) + "\(s.calls) calls (\(s.successfulCalls) ok, \(s.failedCalls) failed, \(s.breakerRejections) breaker), "
+                 + "\(s.inputTokens) in / \(s.outputTokens) out tokens, \(usd(s.costUSD)); per inference \(usd(s.costPerInferenceUSD, 6))")
+        }
+        for s in [savingsVsLarge, savingsVsSmall] {
+            line("vs all-\(s.tier):".padded(19) + "would cost \(usd(s.hypotheticalCostUSD)), saved \(usd(s.savingsUSD)) (\(share(s.savingsRate))); "
+                 + "\(s.estimatedQueries) queries estimated at \(fmt(s.estimateInputTokens, 0)) in / \(fmt(s.estimateOutputTokens, 0)) out tokens (\(s.estimateSource))")
+        }
+
+        section("Latency (total, nearest rank)")
+        line("p50 \(opt(latencyP50Ms, 1)) ms, p95 \(opt(latencyP95Ms, 1)) ms, p99 \(opt(latencyP99Ms, 1)) ms, mean \(opt(latencyMeanMs, 1)) ms, max \(opt(latencyMaxMs, 1)) ms")
+        line("edge p95 \(opt(edgeLatencyP95Ms, 1)) ms, cloud p95 \(opt(cloudLatencyP95Ms, 1)) ms")
+
+        section("Shadow mode")
+        if let s = shadow {
+            line("\(s.queries) shadow queries: agreement \(fmt(s.agreementRate, 2)), over-routing \(fmt(s.overRoutingRate, 2)) (\(s.overRouted)), "
+                 + "under-routing \(fmt(s.underRoutingRate, 2)) (\(s.underRouted))")
+            line("accuracy estimate: \(fmt(s.agreementRate, 2))")
+        } else {
+            line("no shadow-mode decisions: accuracy unknown")
+        }
+
+        section("SLA")
+        for c in sla {
+            let unit = c.name.hasSuffix("_ms") ? " ms" : ""
+            let verdict = c.met.map { $0 ? "met" : "MISSED" } ?? "n/a"
+            line("\(slaLabel(c.name)): \(opt(c.value, c.name.hasSuffix("_ms") ? 1 : 2))\(unit) (target ≤ \(fmt(c.target, c.name.hasSuffix("_ms") ? 0 : 2))\(unit)) \(verdict)")
+        }
+
+        section("Alerts")
+        if alerts.isEmpty { line("none") }
+        for a in alerts { line("! " + a.message) }
+
+        section("Review queue")
+        line("\(reviewCount) flagged for review" + (reviewCount > reviewItems.count ? " (latest \(reviewItems.count) listed)" : ""))
+        for r in reviewItems {
+            let what = r.queryText.map { "\"\($0)\"" } ?? r.queryHash
+            line("\(formatUTC(r.timestamp))  \(r.label)  \(fmt(r.confidence, 3))  \(what)")
+        }
+
+        section("Recommendations")
+        for r in recommendations { line("- " + r) }
+        return out
+    }
+}
+
+// MARK: - Formatting without Foundation
+
+/// `x` with exactly `decimals` digits after the point (round half away from zero).
+func fmt(_ x: Double, _ decimals: Int) -> String {
+    guard x.isFinite else { return x.isNaN ? "nan" : (x > 0 ? "inf" : "-inf") }
+    var scale = 1.0
+    for _ in 0..<max(0, decimals) { scale *= 10 }
+    let scaled = (abs(x) * scale).rounded()
+    guard scaled < 9e18 else { return x.description }
+    let units = UInt64(scaled)
+    let s = UInt64(scale)
+    var text = String(units / s)
+    if decimals > 0 {
+        let frac = String(units % s)
+        text += "." + String(repeating: "0", count: decimals - frac.count) + frac
+    }
+    return (x < 0 && units != 0 ? "-" : "") + text
+}
+
+func plural(_ n: Int, _ one: String, _ many: String) -> String { "\(n) \(n == 1 ? one : many)" }
+
+/// A fraction as a whole-number percentage, "38 %".
+func pct(_ fraction: Double) -> String { fmt(fraction * 100, 0) + " %" }
+
+/// Unix seconds as "YYYY-MM-DD HH:MM:SSZ" (UTC), from the days-from-civil algorithm.
+func formatUTC(_ t: Double) -> String {
+    guard t.isFinite, abs(t) < 1e13 else { return "\(t)" }
+    let secs = Int(t.rounded(.down))
+    let days = secs >= 0 ? secs / 86_400 : (secs - 86_399) / 86_400
+    let rem = secs - days * 86_400
+    let z = days + 719_468
+    let era = (z >= 0 ? z : z - 146_096) / 146_097
+    let doe = z - era * 146_097
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+    let mp = (5 * doy + 2) / 153
+    let day = doy - (153 * mp + 2) / 5 + 1
+    let month = mp < 10 ? mp + 3 : mp - 9
+    let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+    func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+    return "\(year)-\(two(month))-\(two(day)) \(two(rem / 3600)):\(two(rem % 3600 / 60)):\(two(rem % 60))Z"
+}
+
+extension String {
+    func padded(_ width: Int) -> String { count >= width ? self + " " : self + String(repeating: " ", count: width - count) }
+    func replacingUnderscores() -> String { String(map { $0 == "_" ? " " : $0 }) }
+}
+
+/// "p95_latency_ms" → "p95 latency".
+func slaLabel(_ name: String) -> String {
+    (name.hasSuffix("_ms") ? String(name.dropLast(3)) : name).replacingUnderscores()
+}
+
+extension DecisionStore {
+    /// The report over this record's decisions since `since` (all when nil).
+    public func report(since: Double? = nil, now: Double = Clock.unixTime(), policy: ReportPolicy = ReportPolicy()) throws -> Report {
+        Report(decisions: try decisions(since: since), since: since, now: now, policy: policy)
+    }
+}

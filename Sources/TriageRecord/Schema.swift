@@ -1,0 +1,100 @@
+// The record's schema, versioned with `PRAGMA user_version` and changed only by the ordered
+// migrations below. A database at version N is brought to the current version by running
+// migrations N+1 … current, all inside one IMMEDIATE transaction together with the new
+// user_version, so a crash or a second process never sees a half-migrated database.
+//
+// Never edit a released migration: add a new one at the end.
+
+enum Schema {
+    struct Migration {
+        let version: Int
+        let summary: String
+        let statements: [String]
+    }
+
+    /// The version this code reads and writes.
+    static var currentVersion: Int { migrations.last!.version }
+
+    static let migrations: [Migration] = [
+        Migration(version: 1, summary: "decisions, tier calls and the hash salt", statements: [v1Meta, v1Decisions, v1TierCalls]
+                  + v1Indexes),
+        Migration(version: 2, summary: "task category, review flag, shadow mode, answer confidence",
+                  statements: v2Changes),
+    ]
+
+    // MARK: Version 1 — the first release: no category, review flag, shadow comparison or
+    // answer confidence.
+
+    static let v1Meta = """
+        CREATE TABLE meta (
+            key   TEXT PRIMARY KEY NOT NULL,
+            value TEXT NOT NULL
+        )
+        """
+
+    static let v1Decisions = """
+        CREATE TABLE decisions (
+            id                     INTEGER PRIMARY KEY AUTOINCREMENT,
+            timestamp              REAL    NOT NULL,
+            model_version          TEXT    NOT NULL,
+            route                  TEXT    NOT NULL,
+            reason                 TEXT    NOT NULL,
+            label                  TEXT    NOT NULL,
+            confidence             REAL    NOT NULL,
+            out_of_scope           INTEGER NOT NULL,
+            complexity             REAL    NOT NULL,
+            complexity_length      REAL    NOT NULL,
+            complexity_syntax      REAL    NOT NULL,
+            complexity_uncertainty REAL    NOT NULL,
+            complexity_emotion     REAL    NOT NULL,
+            cost_usd               REAL    NOT NULL,
+            tokenize_ms            REAL    NOT NULL,
+            edge_ms                REAL    NOT NULL,
+            cloud_ms               REAL    NOT NULL,
+            total_ms               REAL    NOT NULL,
+            cached                 INTEGER NOT NULL,
+            query_text             TEXT,
+            query_hash             TEXT    NOT NULL,
+            answer                 TEXT    NOT NULL
+        )
+        """
+
+    static let v1TierCalls = """
+        CREATE TABLE tier_calls (
+            decision_id         INTEGER NOT NULL REFERENCES decisions(id) ON DELETE CASCADE,
+            position            INTEGER NOT NULL,
+            tier                TEXT    NOT NULL,
+            model               TEXT    NOT NULL,
+            attempts            INTEGER NOT NULL,
+            statuses            TEXT    NOT NULL,
+            input_tokens        INTEGER NOT NULL,
+            output_tokens       INTEGER NOT NULL,
+            cost_usd            REAL    NOT NULL,
+            latency_ms          REAL    NOT NULL,
+            succeeded           INTEGER NOT NULL,
+            rejected_by_breaker INTEGER NOT NULL,
+            error               TEXT,
+            PRIMARY KEY (decision_id, position)
+        )
+        """
+
+    static let v1Indexes = [
+        "CREATE INDEX decisions_timestamp ON decisions(timestamp)",
+        "CREATE INDEX decisions_route ON decisions(route)",
+    ]
+
+    // MARK: Version 2 — current.
+
+    static let v2Changes = [
+        "ALTER TABLE decisions ADD COLUMN category TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE decisions ADD COLUMN review INTEGER NOT NULL DEFAULT 0",
+        // Shadow mode: all three NULL when the query was not run in shadow mode;
+        // shadow_edge_route is never NULL when it was.
+        "ALTER TABLE decisions ADD COLUMN shadow_edge_route TEXT",
+        "ALTER TABLE decisions ADD COLUMN shadow_edge_reason TEXT",
+        "ALTER TABLE decisions ADD COLUMN shadow_cloud_label TEXT",
+        "ALTER TABLE tier_calls ADD COLUMN answer_confidence REAL",
+        // Counting repeated queries by their salted hash.
+        "CREATE INDEX decisions_query_hash ON decisions(query_hash)",
+    ]
+}
