@@ -65,8 +65,11 @@ let package = Package(
         .testTarget(name: "TriageTests", dependencies: [
             "TriageSystem", "TriageJSON", "TriageTokenizer", "TriageTensors", "TriageKernels", "TriageModel",
             "TriageClassifier", "TriageKernelsAVX2", "TriageKernelsAVX512", "TriageKernelSelect",
+            "TriageCloud", "TriageAnswers", "TriageCascade", "TriageRecord", "TriageTestSupport",
         ]),
-        .testTarget(name: "TriageCloudTests", dependencies: ["TriageCloud", "TriageJSON", "TriageSystem"]),
+        // A real HTTP server on 127.0.0.1 speaking the Messages API, shared by the test targets.
+        .target(name: "TriageTestSupport", path: "Tests/TriageTestSupport"),
+        .testTarget(name: "TriageCloudTests", dependencies: ["TriageCloud", "TriageJSON", "TriageSystem", "TriageTestSupport"]),
         .testTarget(name: "TriageAnswersTests", dependencies: ["TriageAnswers", "TriageJSON", "TriageSystem"]),
         .testTarget(name: "TriageRecordTests", dependencies: ["TriageRecord", "TriageCascade", "TriageJSON", "TriageSystem"]),
     ],

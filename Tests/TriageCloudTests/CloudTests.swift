@@ -1,6 +1,7 @@
 // Tests for the cloud tier: the real libcurl client against the real local HTTP server in
 // TestServer.swift. Nothing here talks to the internet.
 
+import TriageTestSupport
 import Foundation
 import Glibc
 import Synchronization

@@ -6,8 +6,8 @@
 import Foundation
 import Glibc
 
-final class TestServer: @unchecked Sendable {
-    enum Behaviour: Sendable {
+public final class TestServer: @unchecked Sendable {
+    public enum Behaviour: Sendable {
         /// A valid Messages API response.
         case ok(text: String = "Your order ships tomorrow.", stopReason: String = "end_turn",
                 inputTokens: Int = 12, outputTokens: Int = 34, model: String = "claude-test-model")
@@ -28,21 +28,21 @@ final class TestServer: @unchecked Sendable {
         case reset
     }
 
-    struct Request: Sendable {
-        let method: String
-        let path: String
-        let headers: [(String, String)]
-        let body: [UInt8]
-        func header(_ name: String) -> String? {
+    public struct Request: Sendable {
+        public let method: String
+        public let path: String
+        public let headers: [(String, String)]
+        public let body: [UInt8]
+        public func header(_ name: String) -> String? {
             headers.last { $0.0.lowercased() == name.lowercased() }?.1
         }
-        var json: [String: Any]? {
+        public var json: [String: Any]? {
             (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
         }
     }
 
-    let port: UInt16
-    var baseURL: String { "http://127.0.0.1:\(port)" }
+    public let port: UInt16
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
     private let listenFD: Int32
     private let lock = NSLock()
     private var script: [Behaviour]
@@ -51,7 +51,7 @@ final class TestServer: @unchecked Sendable {
     private var _connections = 0
     private var stopped = false
 
-    init(script: [Behaviour] = [], fallback: Behaviour = .ok()) {
+    public init(script: [Behaviour] = [], fallback: Behaviour = .ok()) {
         self.script = script
         self.fallback = fallback
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -77,15 +77,15 @@ final class TestServer: @unchecked Sendable {
         t.start()
     }
 
-    var requests: [Request] { lock.withLock { _requests } }
-    var connections: Int { lock.withLock { _connections } }
+    public var requests: [Request] { lock.withLock { _requests } }
+    public var connections: Int { lock.withLock { _connections } }
 
-    func enqueue(_ behaviours: Behaviour...) { lock.withLock { script.append(contentsOf: behaviours) } }
+    public func enqueue(_ behaviours: Behaviour...) { lock.withLock { script.append(contentsOf: behaviours) } }
 
     /// Stops accepting. Only the accept thread closes the listening socket: closing it here
     /// could let the descriptor number be reused by another test's socket before that thread
     /// calls accept() on it, and then it would serve someone else's connections.
-    func stop() {
+    public func stop() {
         lock.withLock { stopped = true }
         // Shutting a listening socket down makes a blocked (or future) accept() fail.
         shutdown(listenFD, Int32(SHUT_RDWR))
@@ -232,12 +232,12 @@ private struct Reader {
 /// A listener whose accept queue is full and never drained: the kernel drops further SYNs,
 /// so a connect to it hangs until the client's connect timeout — a local stand-in for an
 /// unreachable host, without touching the network.
-final class BlackHoleListener: @unchecked Sendable {
-    let port: UInt16
+public final class BlackHoleListener: @unchecked Sendable {
+    public let port: UInt16
     private let listenFD: Int32
     private var fillers: [Int32] = []
 
-    init() {
+    public init() {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
@@ -272,11 +272,11 @@ final class BlackHoleListener: @unchecked Sendable {
 /// A port that is bound but not listening: connects to it are refused, and because the
 /// socket stays open no parallel test's server can be given the same port meanwhile (a
 /// closed-then-reused port would let this test steal another test's scripted responses).
-final class RefusingPort: @unchecked Sendable {
-    let port: UInt16
+public final class RefusingPort: @unchecked Sendable {
+    public let port: UInt16
     private let fd: Int32
 
-    init() {
+    public init() {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         self.fd = fd
         var addr = sockaddr_in()

@@ -1,1 +1,0 @@
-// The answer book lives here.
