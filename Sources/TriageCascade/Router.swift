@@ -182,6 +182,9 @@ public struct Router: Sendable {
         public var answerAtEdge: Bool
         public var review: Bool
         public var reason: String
+        public init(answerAtEdge: Bool, review: Bool, reason: String) {
+            self.answerAtEdge = answerAtEdge; self.review = review; self.reason = reason
+        }
     }
 
     /// Whether the edge answers. Out of scope first, then complexity, then the confidence
@@ -209,7 +212,9 @@ public struct Router: Sendable {
             c -= policy.hedgingPenalty * Double(lower.occurrences(of: phrase))
         }
         c += policy.categoryAdjustments[category.rawValue] ?? 0
-        return min(1, max(0, c))
+        // Rounded to 1e-9 so that 0.85 − 0.05 is 0.80, not 0.7999999999999999 (which would
+        // escalate an answer the rule accepts).
+        return min(1, max(0, (c * 1e9).rounded() / 1e9))
     }
 }
 
