@@ -323,6 +323,17 @@ public final class DecisionStore: DecisionSink, @unchecked Sendable {
     }
 
     /// The number of decisions with `timestamp >= since` (all when nil).
+    /// SQLite's own consistency check of the whole file: "ok" when it is sound.
+    public func integrityCheck() throws -> String {
+        try withConnection { conn in
+            try conn.withRetry { () -> String in try conn.scalarText("PRAGMA integrity_check", for: "check integrity") ?? "" }
+        }
+    }
+
+    public static func integrityCheck(path: String) throws -> String {
+        try DecisionStore(path: path, readOnly: true).integrityCheck()
+    }
+
     public func count(since: Double? = nil) throws -> Int {
         try withConnection { conn in
             try conn.withRetry { () -> Int in

@@ -1,8 +1,11 @@
 import Foundation
+import Synchronization
 import Testing
 import TriageJSON
 import TriageSystem
 import TriageTensors
+import TriageRecord
+import TriageTestSupport
 
 /// The real `triage` binary: exit codes, messages and output formats.
 @Suite struct CLITests {
@@ -87,4 +90,123 @@ import TriageTensors
         let r = try runTriage(["classify", "--bogus"])
         #expect(r.status == 64)
     }
+}
+
+/// `triage ask` as a process: the record survives SIGKILL, two processes can write at once,
+/// and it talks to a real HTTP server through the environment settings.
+@Suite(.serialized) struct AskCLITests {
+    @Test func killedMidBatchLosesNoPrintedAnswer() throws {
+        // Writing to the killed child's stdin must fail with EPIPE, not kill the test process.
+        signal(SIGPIPE, SIG_IGN)
+        let dir = try CascadeTests.modelDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = dir + "/kill.sqlite"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Paths.triage)
+        process.arguments = ["ask", "--offline", "--json", "--record-text", "--threads", "1", "--model", dir, "--db", db]
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        // Feed a long batch from another thread; the child answers line by line.
+        let writer = Thread {
+            for i in 0..<5000 {
+                let line = "query number \(i) about my card payment\n"
+                guard (try? input.fileHandleForWriting.write(contentsOf: Data(line.utf8))) != nil else { return }
+            }
+        }
+        writer.start()
+        var printed: [String] = []
+        var buffer = Data()
+        while printed.count < 40 {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            buffer.append(chunk)
+            while let nl = buffer.firstIndex(of: 0x0A) {
+                printed.append(String(decoding: buffer[buffer.startIndex..<nl], as: UTF8.self))
+                buffer = Data(buffer[(nl + 1)...])
+            }
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal)
+        // Whatever else was in the pipe was also printed before the kill.
+        buffer.append(output.fileHandleForReading.readDataToEndOfFile())
+        printed += String(decoding: buffer, as: UTF8.self).split(separator: "\n").map(String.init)
+        let answered = printed.compactMap { try? JSONValue.parse($0)["query"]?.stringValue }
+        #expect(answered.count >= 40)
+
+        let store = try DecisionStore(path: db, readOnly: true)
+        let rows = try store.decisions()
+        let recorded = Set(rows.compactMap(\.queryText))
+        #expect(rows.count >= answered.count, "\(rows.count) rows for \(answered.count) printed answers")
+        for q in answered { #expect(recorded.contains(q), "printed but not recorded: \(q)") }
+        let check = try runSQLite(db, "PRAGMA integrity_check;")
+        #expect(check == "ok")
+    }
+
+    @Test func twoProcessesRecordEveryRow() throws {
+        let dir = try CascadeTests.modelDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = dir + "/two.sqlite"
+        let lines = (0..<150).map { "question \($0) about a transfer" }.joined(separator: "\n") + "\n"
+        let results = Mutex<[ProcessResult]>([])
+        let threads = (0..<2).map { _ in
+            Thread {
+                let r = try? runTriage(["ask", "--offline", "--threads", "1", "--model", dir, "--db", db], stdin: lines)
+                results.withLock { if let r { $0.append(r) } else { $0.append(ProcessResult(status: -1, stdout: "", stderr: "did not run")) } }
+            }
+        }
+        threads.forEach { $0.start() }
+        while results.withLock({ $0.count }) < 2 { Thread.sleep(forTimeInterval: 0.05) }
+        let done = results.withLock { $0 }
+        #expect(done.allSatisfy { $0.status == 0 }, "\(done.map(\.stderr))")
+        let store = try DecisionStore(path: db, readOnly: true)
+        #expect(try store.count() == 300)
+    }
+
+    @Test func asksTheCloudThroughTheEnvironmentAndKeepsTheKeySecret() throws {
+        let dir = try CascadeTests.modelDirectory(outOfScopeEverything: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = TestServer(fallback: .ok(text: "From the cloud."))
+        defer { server.stop() }
+        let r = try runTriage(["ask", "--json", "--model", dir, "--record-off", "what is the capital of peru"],
+                              environment: ["ANTHROPIC_BASE_URL": server.baseURL, "ANTHROPIC_API_KEY": "sk-secret-123",
+                                            "XDG_CONFIG_HOME": dir])
+        #expect(r.status == 0, "\(r.stderr)")
+        let v = try JSONValue.parse(String(try #require(r.stdout.split(separator: "\n").first)))
+        #expect(v["route"]?.stringValue == "small" && v["reason"]?.stringValue == "out_of_scope")
+        #expect(v["answer"]?.stringValue == "From the cloud.")
+        #expect((v["cost_usd"]?.doubleValue ?? 0) > 0)
+        #expect(server.requests.first?.header("x-api-key") == "sk-secret-123")
+        #expect(!r.stdout.contains("sk-secret-123") && !r.stderr.contains("sk-secret-123"))
+    }
+
+    @Test func cloudDownStillExitsZero() throws {
+        let dir = try CascadeTests.modelDirectory(outOfScopeEverything: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let port = RefusingPort()
+        let config = dir + "/operator-config.json"
+        try FileSystem.writeAtomically(config, text: #"{"cloud": {"max_attempts": 1, "connect_timeout": 1}}"#)
+        let r = try runTriage(["ask", "--json", "--config", config, "--model", dir, "--record-off", "anything at all"],
+                              environment: ["ANTHROPIC_BASE_URL": "http://127.0.0.1:\(port.port)", "ANTHROPIC_API_KEY": "k"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let v = try JSONValue.parse(String(try #require(r.stdout.split(separator: "\n").first)))
+        #expect(v["route"]?.stringValue == "none" && v["reason"]?.stringValue == "cloud_unavailable")
+    }
+
+    @Test func badConfigIsAClearError() throws {
+        let dir = try CascadeTests.modelDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileSystem.writeAtomically(dir + "/bad.json", text: #"{"router": {"min_confidense": 0.5}}"#)
+        let r = try runTriage(["ask", "--config", dir + "/bad.json", "--model", dir, "--record-off", "hi"])
+        #expect(r.status == 1 && r.stderr.contains("min_confidense"))
+    }
+}
+
+/// The system sqlite3 shell is not needed: integrity is checked through the store's own
+/// connection type.
+func runSQLite(_ path: String, _ sql: String) throws -> String {
+    try DecisionStore.integrityCheck(path: path)
 }
