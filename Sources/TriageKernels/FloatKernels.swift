@@ -120,6 +120,57 @@ public enum FloatKernels {
         for i in 0..<count where !(x[i] > 0) { x[i] = 0 }
     }
 
+    /// One attention head over one sequence: for each of the first `queries` query rows,
+    /// softmax(scale · q·Kᵀ) · V over its `n` keys. q, k and v point at the head's first
+    /// element in rows `ld` floats apart; the context goes to `out` (rows `ldo` apart).
+    ///
+    /// Written out rather than as two sgemm calls: at these sizes (n up to a few hundred, a
+    /// head width of 32–64) OpenBLAS spends more time packing operands than multiplying.
+    /// Kᵀ is laid out once in `scratch` so that every inner loop runs along contiguous keys or
+    /// features with one broadcast and one fused multiply-add per 16 lanes, and no
+    /// horizontal sums. `scratch` holds n·dh + n floats (plus 16 of slack).
+    @inlinable @inline(__always)
+    public static func attentionHead(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                     ld: Int, queries: Int, keys n: Int, headDim dh: Int, scale: Float,
+                                     out: UnsafeMutablePointer<Float>, ldo: Int, scratch: UnsafeMutablePointer<Float>)
+    {
+        let nPadded = (n + 15) / 16 * 16
+        let kt = scratch                      // [dh × nPadded]
+        let row = scratch + dh * nPadded      // [nPadded]
+        for j in 0..<n {
+            let kj = k + j * ld
+            for d in 0..<dh { kt[d * nPadded + j] = kj[d] }
+        }
+        for d in 0..<dh { for j in n..<nPadded { kt[d * nPadded + j] = 0 } }
+        for i in 0..<queries {
+            let qi = q + i * ld
+            var j = 0
+            while j < nPadded {
+                var acc = FloatVector(repeating: 0)
+                for d in 0..<dh {
+                    acc += FloatVector(repeating: qi[d]) * FloatVector(load: kt + d * nPadded + j)
+                }
+                (acc * FloatVector(repeating: scale)).store(row + j)
+                j += 16
+            }
+            softmaxRow(row, count: n)
+            let o = out + i * ldo
+            var d = 0
+            while d + 16 <= dh {
+                var acc = FloatVector(repeating: 0)
+                for jj in 0..<n { acc += FloatVector(repeating: row[jj]) * FloatVector(load: v + jj * ld + d) }
+                acc.store(o + d)
+                d += 16
+            }
+            while d < dh {
+                var acc: Float = 0
+                for jj in 0..<n { acc += row[jj] * v[jj * ld + d] }
+                o[d] = acc
+                d += 1
+            }
+        }
+    }
+
     /// Softmax over the first `n` entries of a row, in place.
     @inlinable @inline(__always)
     public static func softmaxRow(_ row: UnsafeMutablePointer<Float>, count n: Int) {
@@ -286,6 +337,15 @@ public enum Reference {
 
     public static func gelu(_ x: [Float]) -> [Float] {
         x.map { Float(0.5 * Double($0) * (1 + Glibc.erf(Double($0) / 2.0.squareRoot()))) }
+    }
+
+    /// One attention head, exactly as the definition reads (double accumulation).
+    public static func attentionHead(q: [[Float]], k: [[Float]], v: [[Float]], scale: Float) -> [[Float]] {
+        q.map { qi in
+            let scores = k.map { kj in Float(zip(qi, kj).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }) * scale }
+            let p = softmax(scores)
+            return (0..<v[0].count).map { d in Float(zip(p, v).reduce(0.0) { $0 + Double($1.0) * Double($1.1[d]) }) }
+        }
     }
 
     public static func softmax(_ x: [Float]) -> [Float] {

@@ -212,20 +212,48 @@ public struct FloatGlue: Sendable {
                                         UnsafePointer<Float>, UnsafePointer<Float>, Float) -> Void
     /// (x, rows, columns, out, rowRange)
     public let quantizeRows: @Sendable (UnsafePointer<Float>, Int, Int, QuantizedRows, Range<Int>) -> Void
+    public let attentionHead: @Sendable (AttentionHeadArguments) -> Void
 
     public init(gelu: @escaping @Sendable (UnsafeMutablePointer<Float>, Int) -> Void,
                 softmaxRow: @escaping @Sendable (UnsafeMutablePointer<Float>, Int) -> Void,
                 addLayerNorm: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>?, Int, Int,
                                                    UnsafePointer<Float>, UnsafePointer<Float>, Float) -> Void,
-                quantizeRows: @escaping @Sendable (UnsafePointer<Float>, Int, Int, QuantizedRows, Range<Int>) -> Void) {
+                quantizeRows: @escaping @Sendable (UnsafePointer<Float>, Int, Int, QuantizedRows, Range<Int>) -> Void,
+                attentionHead: @escaping @Sendable (AttentionHeadArguments) -> Void) {
         self.gelu = gelu; self.softmaxRow = softmaxRow; self.addLayerNorm = addLayerNorm; self.quantizeRows = quantizeRows
+        self.attentionHead = attentionHead
     }
 
     public static let portable = FloatGlue(
         gelu: { FloatKernels.gelu($0, count: $1) },
         softmaxRow: { FloatKernels.softmaxRow($0, count: $1) },
         addLayerNorm: { FloatKernels.addLayerNorm($0, residual: $1, rows: $2, features: $3, gamma: $4, beta: $5, eps: $6) },
-        quantizeRows: { Int8Quantization.quantizeRows($0, rows: $1, columns: $2, into: $3, rowRange: $4) })
+        quantizeRows: { Int8Quantization.quantizeRows($0, rows: $1, columns: $2, into: $3, rowRange: $4) },
+        attentionHead: { $0.run() })
+}
+
+/// The operands of `FloatKernels.attentionHead`, bundled so that every instruction-set
+/// module can pass them through one closure type.
+public struct AttentionHeadArguments {
+    public var q, k, v: UnsafePointer<Float>
+    public var ld, queries, keys, headDim: Int
+    public var scale: Float
+    public var out: UnsafeMutablePointer<Float>
+    public var ldo: Int
+    public var scratch: UnsafeMutablePointer<Float>
+    public init(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ld: Int, queries: Int, keys: Int,
+                headDim: Int, scale: Float, out: UnsafeMutablePointer<Float>, ldo: Int, scratch: UnsafeMutablePointer<Float>) {
+        self.q = q; self.k = k; self.v = v; self.ld = ld; self.queries = queries; self.keys = keys; self.headDim = headDim
+        self.scale = scale; self.out = out; self.ldo = ldo; self.scratch = scratch
+    }
+    /// Scratch floats a head of `keys` keys needs.
+    public static func scratchCount(keys: Int, headDim: Int) -> Int { ((keys + 15) / 16 * 16) * (headDim + 1) + 16 }
+
+    @inlinable @inline(__always)
+    public func run() {
+        FloatKernels.attentionHead(q: q, k: k, v: v, ld: ld, queries: queries, keys: keys, headDim: headDim, scale: scale,
+                                   out: out, ldo: ldo, scratch: scratch)
+    }
 }
 
 /// The kernels for one instruction set: the INT8 product and the FP32 element-wise glue.

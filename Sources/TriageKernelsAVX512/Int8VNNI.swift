@@ -18,7 +18,8 @@ public enum AVX512Kernels {
         gelu: { FloatKernels.gelu($0, count: $1) },
         softmaxRow: { FloatKernels.softmaxRow($0, count: $1) },
         addLayerNorm: { FloatKernels.addLayerNorm($0, residual: $1, rows: $2, features: $3, gamma: $4, beta: $5, eps: $6) },
-        quantizeRows: { Int8Quantization.quantizeRows($0, rows: $1, columns: $2, into: $3, rowRange: $4) })
+        quantizeRows: { Int8Quantization.quantizeRows($0, rows: $1, columns: $2, into: $3, rowRange: $4) },
+        attentionHead: { $0.run() })
 
     static func gemm(_ args: Int8GemmArguments) {
         let blocks = args.blockRange, rows = args.rowRange

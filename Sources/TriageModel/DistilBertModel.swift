@@ -85,7 +85,7 @@ public final class DistilBertModel: Sendable {
         let ctx = ws.ctx.pointer(count: total * d)
         let tmp = ws.tmp.pointer(count: total * d)
         let hidden = ws.hidden.pointer(count: total * c.hiddenDim)
-        let scores = ws.scores.pointer(count: runtime.threads * maxLen * maxLen)
+        let scores = ws.scores.pointer(count: runtime.threads * AttentionHeadArguments.scratchCount(keys: maxLen, headDim: c.headDim))
 
         embeddings(input, offsets: offsets, into: x)
         for (l, layer) in weights.layers.enumerated() {
@@ -141,23 +141,21 @@ public final class DistilBertModel: Sendable {
         let c = config, d = c.dim, dh = c.headDim, ld = 3 * d
         let scale = 1 / Float(dh).squareRoot()
         let maxLen = lengths.max() ?? 0
-        let softmax = runtime.kernels.glue.softmaxRow
         let tasks = lengths.count * c.nHeads
         let work = lengths.reduce(0) { $0 + min(queriesPerSequence ?? $1, $1) * $1 } * d * 2
         let chunks = work < Self.parallelThreshold ? 1 : min(runtime.threads, tasks)
+        let head = runtime.kernels.glue.attentionHead
+        let perChunk = AttentionHeadArguments.scratchCount(keys: maxLen, headDim: dh)
         let body = { (chunk: Int) in
-            let s = scores + chunk * maxLen * maxLen
+            let s = scores + chunk * perChunk
             for task in (tasks * chunk / chunks)..<(tasks * (chunk + 1) / chunks) {
                 let b = task / c.nHeads, h = task % c.nHeads, n = lengths[b]
                 let queries = min(queriesPerSequence ?? n, n)
                 let base = qkv + offsets[b] * ld
                 let out = queriesPerSequence == nil ? ctx + offsets[b] * d : ctx + b * queries * d
-                let q = base + h * dh, k = base + d + h * dh, v = base + 2 * d + h * dh
-                cblas_sgemm_rowmajor(m: queries, n: n, k: dh, alpha: scale, a: q, lda: ld, transA: false,
-                                     b: k, ldb: ld, transB: true, c: s, ldc: n)
-                for r in 0..<queries { softmax(s + r * n, n) }
-                cblas_sgemm_rowmajor(m: queries, n: dh, k: n, alpha: 1, a: s, lda: n, transA: false,
-                                     b: v, ldb: ld, transB: false, c: out + h * dh, ldc: d)
+                head(AttentionHeadArguments(q: base + h * dh, k: base + d + h * dh, v: base + 2 * d + h * dh, ld: ld,
+                                            queries: queries, keys: n, headDim: dh, scale: scale,
+                                            out: out + h * dh, ldo: d, scratch: s))
             }
         }
         if chunks == 1 { body(0) } else { runtime.pool.run(chunks, body) }

@@ -311,3 +311,32 @@ import TriageTestSupport
         #expect(cache.count == 2 && cache.lookup(k1) == nil)
     }
 }
+
+@Suite struct ConfigTests {
+    /// The complete example in the repository (and the README) is a valid config that
+    /// restates every seed default.
+    @Test func exampleConfigParsesToTheSeedDefaults() throws {
+        let c = try TriageConfig.load(path: Paths.repository + "/config.example.json")
+        let d = TriageConfig()
+        #expect(c.policy == d.policy)
+        #expect(c.small == d.small && c.large == d.large)
+        #expect(c.router == d.router)
+        #expect(c.cacheTTL == 300 && c.cacheCapacity == 1000 && c.cacheHistoryTurns == 2)
+        #expect(c.baseURL == "https://api.anthropic.com")
+    }
+
+    @Test func environmentWinsOverTheFileForTheBaseURL() throws {
+        var c = TriageConfig()
+        c.baseURL = "http://gateway.local:8080/"
+        let fromFile = c.endpoint(for: c.small, environment: { _ in nil })
+        #expect(fromFile.baseURL == "http://gateway.local:8080")
+        let fromEnv = c.endpoint(for: c.small, environment: { $0 == "ANTHROPIC_BASE_URL" ? "http://127.0.0.1:9" : nil })
+        #expect(fromEnv.baseURL == "http://127.0.0.1:9")
+    }
+
+    @Test func unknownKeysAreErrors() {
+        #expect(throws: CascadeError.self) { try TriageConfig.parse(try JSONValue.parse(#"{"clowd": {}}"#)) }
+        #expect(throws: (any Error).self) { try TriageConfig.parse(try JSONValue.parse(#"{"small": {"modle": "x"}}"#)) }
+        #expect(throws: (any Error).self) { try TriageConfig.parse(try JSONValue.parse(#"{"cache": {"ttl_seconds": -1}}"#)) }
+    }
+}

@@ -67,6 +67,30 @@ import TriageKernels
         }
     }
 
+    @Test func attentionHeadMatchesReference() {
+        var rng = SplitMix(seed: 6)
+        for (n, dh, queries) in [(1, 13, 1), (5, 12, 5), (17, 32, 17), (40, 13, 1), (129, 64, 7)] {
+            let ld = 3 * dh + 5  // rows wider than one head, as in the fused projection
+            let data = random(n * ld, &rng, scale: 2)
+            var out = [Float](repeating: .nan, count: queries * dh)
+            var scratch = [Float](repeating: .nan, count: AttentionHeadArguments.scratchCount(keys: n, headDim: dh))
+            data.withUnsafeBufferPointer { p in
+                out.withUnsafeMutableBufferPointer { o in
+                    scratch.withUnsafeMutableBufferPointer { sc in
+                        FloatKernels.attentionHead(q: p.baseAddress!, k: p.baseAddress! + dh, v: p.baseAddress! + 2 * dh, ld: ld,
+                                                   queries: queries, keys: n, headDim: dh, scale: 0.3, out: o.baseAddress!,
+                                                   ldo: dh, scratch: sc.baseAddress!)
+                    }
+                }
+            }
+            let rows = (0..<n).map { Array(data[($0 * ld)..<($0 * ld + 3 * dh)]) }
+            let ref = Reference.attentionHead(q: rows.prefix(queries).map { Array($0[0..<dh]) },
+                                              k: rows.map { Array($0[dh..<(2 * dh)]) },
+                                              v: rows.map { Array($0[(2 * dh)...]) }, scale: 0.3)
+            for (a, b) in zip(out, ref.joined()) { #expect(abs(a - b) <= 2e-5, "n=\(n) dh=\(dh)") }
+        }
+    }
+
     @Test func linearThroughOpenBLASMatchesReference() {
         var rng = SplitMix(seed: 4)
         for (m, k, n) in [(1, 1, 1), (3, 17, 5), (7, 72, 216), (33, 100, 13)] {
@@ -77,6 +101,14 @@ import TriageKernels
             }
             let ref = Reference.linear(x, rows: m, inFeatures: k, weight: w, bias: bias, outFeatures: n)
             for (a, r) in zip(y, ref) { #expect(abs(a - r) <= 1e-4) }
+            var t = [Float](repeating: 0, count: m * n), z = [Float](repeating: .nan, count: m * n)
+            z.withUnsafeMutableBufferPointer { out in
+                t.withUnsafeMutableBufferPointer { scratch in
+                    FloatKernels.linearFewRows(x, rows: m, inFeatures: k, weight: w, bias: bias, outFeatures: n,
+                                               into: out.baseAddress!, ldy: n, scratch: scratch.baseAddress!)
+                }
+            }
+            for (a, r) in zip(z, ref) { #expect(abs(a - r) <= 1e-4) }
         }
     }
 }

@@ -124,6 +124,24 @@ import TriageSystem
             a.withUnsafeMutableBufferPointer { glue.addLayerNorm($0.baseAddress!, res, rows, n, g, bt, 1e-12) }
             b.withUnsafeMutableBufferPointer { base.addLayerNorm($0.baseAddress!, res, rows, n, g, bt, 1e-12) }
             #expect(same(a, b), "layer norm n=\(n)")
+            let dh = n % 64 + 1, keys = n % 50 + 1, ld = 3 * dh
+            let qkv = values(keys * ld, 3)
+            var o1 = [Float](repeating: 0, count: keys * dh), o2 = o1
+            var sc = [Float](repeating: 0, count: AttentionHeadArguments.scratchCount(keys: keys, headDim: dh))
+            for (o, g) in [(0, glue), (1, base)] {
+                qkv.withUnsafeBufferPointer { p in
+                    sc.withUnsafeMutableBufferPointer { scratch in
+                        var out = [Float](repeating: 0, count: keys * dh)
+                        out.withUnsafeMutableBufferPointer { ob in
+                            g.attentionHead(AttentionHeadArguments(q: p.baseAddress!, k: p.baseAddress! + dh, v: p.baseAddress! + 2 * dh,
+                                                                   ld: ld, queries: keys, keys: keys, headDim: dh, scale: 0.25,
+                                                                   out: ob.baseAddress!, ldo: dh, scratch: scratch.baseAddress!))
+                        }
+                        if o == 0 { o1 = out } else { o2 = out }
+                    }
+                }
+            }
+            #expect(same(o1, o2), "attention n=\(keys) dh=\(dh)")
             let s1 = QuantizationScratch(), s2 = QuantizationScratch()
             let q1 = s1.rows(rows, columns: n), q2 = s2.rows(rows, columns: n)
             glue.quantizeRows(x, rows, n, q1, 0..<rows)
