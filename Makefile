@@ -13,12 +13,16 @@ deps:
 build: deps
 	$(SWIFT) build -c release --product triage --static-swift-stdlib
 
+SAMPLES = "I still have not received my new card, it has been two weeks" \
+	"How do I top up my account with Apple Pay?" \
+	"I was charged twice for the same coffee, can you refund one?" \
+	"What is the weather like in Paris tomorrow?"
+
+# The main job on the shipped model: classify, then answer offline (no network, no record).
 run: build
-	$(TRIAGE) classify --model $(MODEL) \
-	    "I still have not received my new card, it has been two weeks" \
-	    "How do I top up my account with Apple Pay?" \
-	    "My card payment was declined at the supermarket" \
-	    "What is the weather like in Paris tomorrow?"
+	$(TRIAGE) classify --model $(MODEL) $(SAMPLES)
+	@echo
+	$(TRIAGE) ask --offline --record-off --model $(MODEL) $(SAMPLES)
 
 # Release mode: the instruction-set modules inline the shared kernels only when optimising,
 # so only a release build really compares the AVX-512, AVX2 and portable code paths.
