@@ -46,7 +46,8 @@ import TriageTestSupport
     }
 
     static func setup(escalate: Bool, outOfScope: Bool = false, script: [TestServer.Behaviour] = [],
-                      fallback: TestServer.Behaviour = .ok(), policy: CloudPolicy? = nil, offline: Bool = false) throws -> Setup {
+                      fallback: TestServer.Behaviour = .ok(), policy: CloudPolicy? = nil, offline: Bool = false,
+                      shadow: Bool = false) throws -> Setup {
         let dir = try modelDirectory(outOfScopeEverything: outOfScope)
         let classifier = try Classifier.load(directory: dir, options: .init(threads: 1))
         let book = try AnswerBook.load(path: dir + "/answers.json")
@@ -68,6 +69,7 @@ import TriageTestSupport
         let store = try DecisionStore(path: dir + "/decisions.sqlite")
         var options = CascadeOptions()
         options.offline = offline
+        options.shadow = shadow
         options.hashQuery = { store.queryHash($0) }
         let cascade = Cascade(classifier: classifier, answers: BookAnswers(book: book), router: Router(policy: router),
                               small: small, large: large, cache: ResponseCache(), sink: store, options: options,
@@ -224,6 +226,19 @@ import TriageTestSupport
         #expect(!a.cached && a.costUSD > 0)
         #expect(b.cached && b.costUSD == 0 && b.answer == a.answer && b.route == a.route && b.tiers.isEmpty)
         #expect(s.server.requests.count == 1)
+    }
+
+    @Test func shadowModeAsksTheCloudAndRecordsTheEdgeDecisionBeside() throws {
+        let s = try Self.setup(escalate: false, script: [.ok(text: "intent: label_b\nHere is the cloud's answer.")], shadow: true)
+        defer { s.server.stop() }
+        let d = try ask(s, "how do i top up my card")
+        #expect(d.route == .small && d.reason == "shadow" && d.answer == "Here is the cloud's answer.")
+        let shadow = try #require(d.shadow)
+        #expect(shadow.edgeRoute == .edge && shadow.edgeReason == "optimal_edge" && shadow.cloudLabel == "label_b")
+        let system = s.server.requests.first?.json?["system"] as? String ?? ""
+        #expect(system.contains("intent:") && system.contains("label_a"))
+        let report = try s.store.report()
+        #expect(report.json["shadow"]?["queries"]?.intValue == 1)
     }
 
     @Test func offlineNeverTouchesTheNetwork() throws {
