@@ -44,7 +44,6 @@ public final class Workspace {
     var x = ScratchBuffer(), qkv = ScratchBuffer(), ctx = ScratchBuffer(), tmp = ScratchBuffer()
     var hidden = ScratchBuffer(), scores = ScratchBuffer()
     var clsX = ScratchBuffer(), clsCtx = ScratchBuffer(), clsTmp = ScratchBuffer(), clsHidden = ScratchBuffer()
-    var transposed = ScratchBuffer()
     let quantized = QuantizationScratch()
     public init() {}
 }
@@ -170,18 +169,11 @@ public final class DistilBertModel: Sendable {
         let parallel = rows * n * k >= Self.parallelThreshold && runtime.threads > 1
         switch l.weight {
         case let .float(w):
-            let few = rows < FloatKernels.fewRows
-            let t = few ? ws.transposed.pointer(count: rows * n) : y
+            // w is [K×N]: a slice of output columns is the same rows from column `lo` on.
             func body(_ cols: Range<Int>) {
-                if few {
-                    FloatKernels.linearFewRows(x, rows: rows, inFeatures: k, weight: w.pointer + cols.lowerBound * k,
-                                               bias: l.bias.pointer + cols.lowerBound, outFeatures: cols.count,
-                                               into: y + cols.lowerBound, ldy: n, scratch: t + cols.lowerBound * rows)
-                } else {
-                    FloatKernels.linear(x, rows: rows, inFeatures: k, weight: w.pointer + cols.lowerBound * k,
-                                        bias: l.bias.pointer + cols.lowerBound, outFeatures: cols.count,
-                                        into: y + cols.lowerBound, ldy: n)
-                }
+                FloatKernels.linear(x, rows: rows, inFeatures: k, weightT: w.pointer + cols.lowerBound, ldw: n,
+                                    bias: l.bias.pointer + cols.lowerBound, outFeatures: cols.count,
+                                    into: y + cols.lowerBound, ldy: n)
             }
             if parallel { runtime.pool.parallelRanges(n, grain: 16) { body($0) } } else { body(0..<n) }
         case let .int8(w):

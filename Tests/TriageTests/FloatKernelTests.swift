@@ -96,19 +96,24 @@ import TriageKernels
         for (m, k, n) in [(1, 1, 1), (3, 17, 5), (7, 72, 216), (33, 100, 13)] {
             let x = random(m * k, &rng), w = random(n * k, &rng), bias = random(n, &rng)
             var y = [Float](repeating: .nan, count: m * n)
+            let wt = w.withUnsafeBufferPointer { FloatKernels.transposed($0.baseAddress!, rows: n, columns: k) }
+            #expect((0..<n).allSatisfy { r in (0..<k).allSatisfy { c in wt[c * n + r] == w[r * k + c] } })
             y.withUnsafeMutableBufferPointer { out in
-                FloatKernels.linear(x, rows: m, inFeatures: k, weight: w, bias: bias, outFeatures: n, into: out.baseAddress!)
+                FloatKernels.linear(x, rows: m, inFeatures: k, weightT: wt.pointer, bias: bias, outFeatures: n, into: out.baseAddress!)
             }
             let ref = Reference.linear(x, rows: m, inFeatures: k, weight: w, bias: bias, outFeatures: n)
             for (a, r) in zip(y, ref) { #expect(abs(a - r) <= 1e-4) }
-            var t = [Float](repeating: 0, count: m * n), z = [Float](repeating: .nan, count: m * n)
-            z.withUnsafeMutableBufferPointer { out in
-                t.withUnsafeMutableBufferPointer { scratch in
-                    FloatKernels.linearFewRows(x, rows: m, inFeatures: k, weight: w, bias: bias, outFeatures: n,
-                                               into: out.baseAddress!, ldy: n, scratch: scratch.baseAddress!)
+            // A slice of output columns, as the worker pool hands out.
+            if n > 1 {
+                let lo = n / 2
+                var z = [Float](repeating: .nan, count: m * n)
+                z.withUnsafeMutableBufferPointer { out in
+                    FloatKernels.linear(x, rows: m, inFeatures: k, weightT: wt.pointer + lo, ldw: n, bias: Array(bias[lo...]),
+                                        outFeatures: n - lo, into: out.baseAddress! + lo, ldy: n)
                 }
+                for r in 0..<m { for c in lo..<n { #expect(abs(z[r * n + c] - ref[r * n + c]) <= 1e-4) } }
             }
-            for (a, r) in zip(z, ref) { #expect(abs(a - r) <= 1e-4) }
+
         }
     }
 }
