@@ -242,9 +242,9 @@ struct Bench: ParsableCommand {
                 let w = FloatBuffer((0..<(n * k)).map { _ in next() })
                 let bias = FloatBuffer(count: n), y = FloatBuffer(count: m * n)
                 let ops = 2.0 * Double(m) * Double(k) * Double(n)
-                let wt = FloatKernels.transposed(w.pointer, rows: n, columns: k)
+                let blocked = BlockedWeights(w.pointer, outFeatures: n, inFeatures: k)
                 let fp = try! measure(minTime: min(minTime, 0.3), minRuns: 10) { _ in
-                    FloatKernels.linear(x.pointer, rows: m, inFeatures: k, weightT: wt.pointer, bias: bias.pointer, outFeatures: n, into: y.pointer)
+                    FloatKernels.linear(x.pointer, rows: m, weight: blocked, bias: bias.pointer, into: y.pointer)
                 }
                 rows.append(KernelRow(kernel: "fp32 openblas", name: name, m: m, k: k, n: n, gops: ops / fp.p50 / 1e9))
                 let (q, scales) = Int8Quantization.quantizeWeights(w.pointer, rows: n, columns: k)

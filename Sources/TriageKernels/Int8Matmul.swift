@@ -152,7 +152,9 @@ public enum Int8Quantization {
             let scaleV = FloatVector(repeating: scale), zeroV = FloatVector(repeating: zero)
             i = 0
             while i + 16 <= k {
-                let q = VectorMath.clamp(VectorMath.roundEven(FloatVector(load: row + i) / scaleV) + zeroV, 0, 255)
+                let rounded = VectorMath.roundEven(FloatVector(load: row + i) / scaleV) + zeroV
+                let q = rounded.replacing(with: FloatVector(repeating: 0), where: rounded .< FloatVector(repeating: 0))
+                    .replacing(with: FloatVector(repeating: 255), where: rounded .> FloatVector(repeating: 255))
                 let b = VectorMath.integerBits(q)
                 // Spelled out lane by lane: LLVM turns this into one narrowing shuffle, where
                 // SIMD16<UInt8>(truncatingIfNeeded:) would be a call per lane.
@@ -229,7 +231,7 @@ public struct FloatGlue: Sendable {
         softmaxRow: { FloatKernels.softmaxRow($0, count: $1) },
         addLayerNorm: { FloatKernels.addLayerNorm($0, residual: $1, rows: $2, features: $3, gamma: $4, beta: $5, eps: $6) },
         quantizeRows: { Int8Quantization.quantizeRows($0, rows: $1, columns: $2, into: $3, rowRange: $4) },
-        attentionHead: { $0.run() })
+        attentionHead: { $0.run(softmax: { FloatKernels.softmaxRow($0, count: $1) }) })
 }
 
 /// The operands of `FloatKernels.attentionHead`, bundled so that every instruction-set
@@ -247,12 +249,16 @@ public struct AttentionHeadArguments {
         self.scale = scale; self.out = out; self.ldo = ldo; self.scratch = scratch
     }
     /// Scratch floats a head of `keys` keys needs.
-    public static func scratchCount(keys: Int, headDim: Int) -> Int { ((keys + 15) / 16 * 16) * (headDim + 1) + 16 }
+    public static func scratchCount(keys: Int, headDim: Int) -> Int {
+        let nP = (keys + 63) / 64 * 64, dhP = (headDim + 15) / 16 * 16
+        return headDim * nP + keys * dhP + 4 * nP + 16
+    }
 
+    /// Runs the head with the given softmax (each instruction-set module passes its own).
     @inlinable @inline(__always)
-    public func run() {
+    public func run(softmax: (UnsafeMutablePointer<Float>, Int) -> Void) {
         FloatKernels.attentionHead(q: q, k: k, v: v, ld: ld, queries: queries, keys: keys, headDim: headDim, scale: scale,
-                                   out: out, ldo: ldo, scratch: scratch)
+                                   out: out, ldo: ldo, scratch: scratch, softmax: softmax)
     }
 }
 

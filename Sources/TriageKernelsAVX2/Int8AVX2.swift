@@ -16,10 +16,12 @@ public enum AVX2Kernels {
     /// The FP32 glue, inlined from TriageKernels and compiled for this module's CPU level.
     public static let glue = FloatGlue(
         gelu: { FloatKernels.gelu($0, count: $1) },
-        softmaxRow: { FloatKernels.softmaxRow($0, count: $1) },
+        softmaxRow: softmax,
         addLayerNorm: { FloatKernels.addLayerNorm($0, residual: $1, rows: $2, features: $3, gamma: $4, beta: $5, eps: $6) },
         quantizeRows: { Int8Quantization.quantizeRows($0, rows: $1, columns: $2, into: $3, rowRange: $4) },
-        attentionHead: { $0.run() })
+        attentionHead: { $0.run(softmax: softmax) })
+
+    static let softmax: @Sendable (UnsafeMutablePointer<Float>, Int) -> Void = { FloatKernels.softmaxRow($0, count: $1) }
 
     static func gemm(_ args: Int8GemmArguments) {
         for b in args.blockRange {

@@ -169,13 +169,11 @@ public final class DistilBertModel: Sendable {
         let parallel = rows * n * k >= Self.parallelThreshold && runtime.threads > 1
         switch l.weight {
         case let .float(w):
-            // w is [K×N]: a slice of output columns is the same rows from column `lo` on.
-            func body(_ cols: Range<Int>) {
-                FloatKernels.linear(x, rows: rows, inFeatures: k, weightT: w.pointer + cols.lowerBound, ldw: n,
-                                    bias: l.bias.pointer + cols.lowerBound, outFeatures: cols.count,
-                                    into: y + cols.lowerBound, ldy: n)
+            if parallel {
+                runtime.pool.parallelRanges(w.blockCount) { FloatKernels.linear(x, rows: rows, weight: w, bias: l.bias.pointer, into: y, blocks: $0) }
+            } else {
+                FloatKernels.linear(x, rows: rows, weight: w, bias: l.bias.pointer, into: y)
             }
-            if parallel { runtime.pool.parallelRanges(n, grain: 16) { body($0) } } else { body(0..<n) }
         case let .int8(w):
             let q = ws.quantized.rows(rows, columns: k)
             let quantize = runtime.kernels.glue.quantizeRows

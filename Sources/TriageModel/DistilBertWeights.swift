@@ -2,11 +2,10 @@ import TriageKernels
 import TriageSystem
 import TriageTensors
 
-/// A linear layer's weight: FP32, transposed from PyTorch's layout to [in × out] for
-/// OpenBLAS (see `FloatKernels.linear`), or int8 with a scale per output channel, packed for
-/// the INT8 kernels.
+/// A linear layer's weight: FP32 in column blocks for OpenBLAS (see `FloatKernels.linear`),
+/// or int8 with a scale per output channel, packed for the INT8 kernels.
 public enum LinearWeight: Sendable {
-    case float(FloatBuffer)
+    case float(BlockedWeights)
     case int8(PackedInt8Matrix)
 }
 
@@ -211,8 +210,8 @@ public final class DistilBertWeights: @unchecked Sendable {
                     w += try! file.floats(name + ".weight")
                 }
             }
-            let t = w.withUnsafeBufferPointer { FloatKernels.transposed($0.baseAddress!, rows: n, columns: k) }
-            return Linear(weight: .float(t), bias: FloatBuffer(bias), inFeatures: k, outFeatures: n)
+            let blocked = w.withUnsafeBufferPointer { BlockedWeights($0.baseAddress!, outFeatures: n, inFeatures: k) }
+            return Linear(weight: .float(blocked), bias: FloatBuffer(bias), inFeatures: k, outFeatures: n)
         }
         let wordName = "\(prefix)embeddings.word_embeddings.weight"
         let wordInfo = file.info(wordName)!

@@ -93,25 +93,25 @@ import TriageKernels
 
     @Test func linearThroughOpenBLASMatchesReference() {
         var rng = SplitMix(seed: 4)
-        for (m, k, n) in [(1, 1, 1), (3, 17, 5), (7, 72, 216), (33, 100, 13)] {
+        for (m, k, n) in [(1, 1, 1), (3, 17, 5), (7, 72, 216), (33, 100, 13), (5, 64, 97)] {
             let x = random(m * k, &rng), w = random(n * k, &rng), bias = random(n, &rng)
             var y = [Float](repeating: .nan, count: m * n)
-            let wt = w.withUnsafeBufferPointer { FloatKernels.transposed($0.baseAddress!, rows: n, columns: k) }
-            #expect((0..<n).allSatisfy { r in (0..<k).allSatisfy { c in wt[c * n + r] == w[r * k + c] } })
+            let blocked = w.withUnsafeBufferPointer { BlockedWeights($0.baseAddress!, outFeatures: n, inFeatures: k) }
+            #expect((0..<n).allSatisfy { r in (0..<k).allSatisfy { c in blocked.weight(r, c) == w[r * k + c] } })
             y.withUnsafeMutableBufferPointer { out in
-                FloatKernels.linear(x, rows: m, inFeatures: k, weightT: wt.pointer, bias: bias, outFeatures: n, into: out.baseAddress!)
+                FloatKernels.linear(x, rows: m, weight: blocked, bias: bias, into: out.baseAddress!)
             }
             let ref = Reference.linear(x, rows: m, inFeatures: k, weight: w, bias: bias, outFeatures: n)
             for (a, r) in zip(y, ref) { #expect(abs(a - r) <= 1e-4) }
-            // A slice of output columns, as the worker pool hands out.
-            if n > 1 {
-                let lo = n / 2
+            // Some blocks at a time, as the worker pool hands them out.
+            if blocked.blockCount > 1 {
                 var z = [Float](repeating: .nan, count: m * n)
+                let split = blocked.blockCount / 2
                 z.withUnsafeMutableBufferPointer { out in
-                    FloatKernels.linear(x, rows: m, inFeatures: k, weightT: wt.pointer + lo, ldw: n, bias: Array(bias[lo...]),
-                                        outFeatures: n - lo, into: out.baseAddress! + lo, ldy: n)
+                    FloatKernels.linear(x, rows: m, weight: blocked, bias: bias, into: out.baseAddress!, blocks: 0..<split)
+                    FloatKernels.linear(x, rows: m, weight: blocked, bias: bias, into: out.baseAddress!, blocks: split..<blocked.blockCount)
                 }
-                for r in 0..<m { for c in lo..<n { #expect(abs(z[r * n + c] - ref[r * n + c]) <= 1e-4) } }
+                for (a, r) in zip(z, ref) { #expect(abs(a - r) <= 1e-4) }
             }
 
         }
