@@ -67,7 +67,7 @@ public enum AVX2Kernels {
             if n + 8 <= w.rows { bias = UnsafeRawPointer(bp + n).loadUnaligned(as: SIMD8<Float>.self) }
             else { for l in 0..<8 where n + l < w.rows { bias[l] = bp[n + l] } }
         }
-        return unsafeBitCast(_mm256_add_ps(y, unsafeBitCast(bias, to: __m256.self)), to: SIMD8<Float>.self)
+        return _mm256_add_ps(y, bias)
     }
 
     @inline(__always)

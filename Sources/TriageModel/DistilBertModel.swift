@@ -201,7 +201,7 @@ public final class DistilBertModel: Sendable {
                                ctx: UnsafeMutablePointer<Float>, rows: Int,
                                tmp: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>, _ ws: Workspace)
     {
-        let c = config, d = c.dim
+        let c = config
         linear(layer.outLin, ctx, rows: rows, into: tmp, ws)
         addLayerNorm(tmp, residual: x, rows: rows, layer.saLayerNorm)
         linear(layer.lin1, tmp, rows: rows, into: hidden, ws)

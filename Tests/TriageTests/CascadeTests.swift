@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TriageAnswers
 import TriageCascade
@@ -310,15 +311,15 @@ import TriageTestSupport
     }
 
     @Test func cacheExpiresAndStaysBounded() {
-        nonisolated(unsafe) var now = 0.0
-        let cache = ResponseCache(ttl: 300, capacity: 2, historyTurns: 1, now: { now })
+        let clock = Mutex(0.0)
+        let cache = ResponseCache(ttl: 300, capacity: 2, historyTurns: 1, now: { clock.withLock { $0 } })
         let k1 = cache.key(query: "a", history: []), k2 = cache.key(query: "b", history: []), k3 = cache.key(query: "c", history: [])
         #expect(cache.key(query: "A ", history: []) == k1)
         #expect(cache.key(query: "a", history: [("user", "x")]) != k1)
         cache.store(k1, answer: "1", route: .small, reason: "r")
-        now = 299
+        clock.withLock { $0 = 299 }
         #expect(cache.lookup(k1)?.answer == "1")
-        now = 301
+        clock.withLock { $0 = 301 }
         #expect(cache.lookup(k1) == nil)
         cache.store(k1, answer: "1", route: .small, reason: "r")
         cache.store(k2, answer: "2", route: .small, reason: "r")
