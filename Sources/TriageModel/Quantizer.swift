@@ -39,15 +39,15 @@ public enum Quantizer {
         return w
     }
 
-    /// Writes the INT8 model directory: the quantized weights, and the config, tokenizer and
-    /// calibration files copied unchanged.
+    /// Writes the INT8 model directory: the quantized weights, and the config, tokenizer,
+    /// calibration, answer book, model card and licence files copied unchanged.
     public static func quantizeDirectory(from input: String, to output: String, embeddings: Bool) throws {
         let weights = try DistilBertWeights.load(directory: input)
         guard !weights.isInt8 else { throw ModelError("\(input) is already an INT8 model") }
         let writer = try quantize(weights.file, config: weights.config, embeddings: embeddings)
         try FileSystem.createDirectory(output)
         for name in ["config.json", "vocab.txt", "tokenizer_config.json", "tokenizer.json", "special_tokens_map.json",
-                     "triage.json", "answers.json"] where FileSystem.exists(FileSystem.join(input, name)) {
+                     "triage.json", "answers.json", "README.md", "DATA_LICENSE.txt", "LICENSE"] where FileSystem.exists(FileSystem.join(input, name)) {
             try FileSystem.copyFile(from: FileSystem.join(input, name), to: FileSystem.join(output, name))
         }
         try writer.write(to: FileSystem.join(output, "model.safetensors"))
