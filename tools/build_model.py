@@ -781,13 +781,14 @@ def write_card(out: Path, ctx: dict) -> None:
     L.append("Targets set for this model on valid: " + "; ".join(tgt) + ". See the runs tried below.")
     L.append("")
     alt = ctx["alternative"]
-    if alt is not None:
+    if alt is not None and alt["min_confidence"] != final["min_confidence"]:
         L.append(f"Alternative with the same weights and temperature: rule ({alt['key']}), "
                  f"`min_confidence` {alt['min_confidence']:.3f} in `triage.json`, gives in-scope "
                  f"{pct(alt['metrics']['in_scope_accuracy'])}, oos P {pct(alt['metrics']['oos_precision'])}, "
-                 f"R {pct(alt['metrics']['oos_recall'])}, ECE {alt['metrics']['ece']:.4f}. In the triage "
-                 "cascade the difference is small: a query under a confidence of 0.80 is escalated "
-                 "anyway (low_confidence), so a threshold this low only changes the stated reason.")
+                 f"R {pct(alt['metrics']['oos_recall'])}, ECE {alt['metrics']['ece']:.4f}."
+                 + (" In the triage cascade the difference is small: a query under a confidence of 0.80 "
+                    "is escalated anyway (low_confidence), so a threshold this low only changes the "
+                    "stated reason." if max(alt["min_confidence"], final["min_confidence"]) < 0.80 else ""))
         L.append("")
     L.append("ECE: 15 equal-width bins over the maximum calibrated probability, all valid queries; a "
              "query is correct when the final label (after the rule) equals the gold label, gold `oos` "
