@@ -16,29 +16,50 @@ public enum FloatKernels {
     /// y[M×N] = x[M×K] · wᵀ + bias through OpenBLAS, with the weight in `BlockedWeights`
     /// layout, for the output-column blocks in `blocks` (all by default).
     ///
-    /// One `cblas_sgemm` per block of 32 output columns: each block is a contiguous [K × 32]
-    /// panel, so OpenBLAS reads it as one sequential stream (at short lengths it also takes
-    /// its small-matrix path, which does not repack at all). Measured on this model's shapes
-    /// with the weights streaming from memory as they do on every query: 8–16 tokens 2.3×
-    /// and 1.8× faster than one call on PyTorch's [N×K] layout with CblasTrans, equal at 64,
-    /// ~10 % slower at 128. The bias is written first and accumulated with beta = 1.
+    /// The calls are shaped for OpenBLAS's small-matrix path (taken when M·N·K ≤ 10⁶), which
+    /// multiplies straight from the operands instead of repacking both for every call:
+    /// - one block of 32 output columns per call, a contiguous [K × 32] panel that streams
+    ///   from memory in order;
+    /// - at most `rowBlock` rows per call;
+    /// - K cut into as few parts as keep rows · 32 · K-part ≤ 10⁶, the parts accumulating.
+    /// Measured on one Zen 4 core (OpenBLAS 0.3.21), against one call per panel with all rows
+    /// and all of K: K = 3072, N = 768 at 16 rows 1.49 → 0.81 ms, at 128 rows 7.7 → 6.9; at
+    /// 4096 rows (a batch) K = 768, N = 3072 1224 → 209 ms; and 8–16 rows 2.3× and 1.8×
+    /// faster than one call on PyTorch's [N×K] layout. Where a BLAS has no such path the
+    /// split costs only re-reading the M × 32 outputs. The bias is written first and
+    /// accumulated with beta = 1.
     @inlinable
     public static func linear(_ x: UnsafePointer<Float>, rows m: Int, weight w: BlockedWeights,
                               bias: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, ldy: Int? = nil,
                               blocks: Range<Int>? = nil)
     {
-        let n = w.outFeatures, k = w.inFeatures, ldy = ldy ?? n
+        let n = w.outFeatures, k = w.inFeatures, ldy = ldy ?? n, bw = BlockedWeights.blockWidth
         let blocks = blocks ?? 0..<w.blockCount
         if m == 0 || blocks.isEmpty { return }
-        let lo = blocks.lowerBound * BlockedWeights.blockWidth
-        let hi = min(n, blocks.upperBound * BlockedWeights.blockWidth)
+        let lo = blocks.lowerBound * bw
+        let hi = min(n, blocks.upperBound * bw)
         for r in 0..<m { (y + r * ldy + lo).update(from: bias + lo, count: hi - lo) }
-        for b in blocks {
-            let c0 = b * BlockedWeights.blockWidth, width = min(BlockedWeights.blockWidth, n - c0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(width), Int32(k),
-                        1, x, Int32(k), w.block(b), Int32(width), 1, y + c0, Int32(ldy))
+        for r0 in stride(from: 0, to: m, by: rowBlock) {
+            let rows = min(rowBlock, m - r0)
+            let parts = min(max(1, (rows * bw * k + smallProduct - 1) / smallProduct), max(1, k / 16))
+            for b in blocks {
+                let c0 = b * bw, width = min(bw, n - c0), panel = w.block(b)
+                for part in 0..<parts {
+                    // Part boundaries on multiples of 16 floats (whole cache lines of x).
+                    let k0 = part == 0 ? 0 : (k * part / parts) & ~15
+                    let k1 = part == parts - 1 ? k : (k * (part + 1) / parts) & ~15
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(width), Int32(k1 - k0),
+                                1, x + r0 * k + k0, Int32(k), panel + k0 * width, Int32(width),
+                                1, y + r0 * ldy + c0, Int32(ldy))
+                }
+            }
         }
     }
+
+    /// Rows per OpenBLAS call in `linear`.
+    public static let rowBlock = 64
+    /// The largest M·N·K OpenBLAS multiplies on its small-matrix path.
+    public static let smallProduct = 1_000_000
 
     /// x = LayerNorm(x + residual) row by row, over `n` features. Two-pass mean/variance
     /// in FP32 (as PyTorch computes it), eps inside the square root.

@@ -93,7 +93,10 @@ import TriageKernels
 
     @Test func linearThroughOpenBLASMatchesReference() {
         var rng = SplitMix(seed: 4)
-        for (m, k, n) in [(1, 1, 1), (3, 17, 5), (7, 72, 216), (33, 100, 13), (5, 64, 97)] {
+        // The last three take several row blocks (`rowBlock`) or K parts (`smallProduct`):
+        // 130 rows in 64 + 64 + 2; K = 800 in 2 parts; 70 rows, K = 1100 in 3 + 1 parts.
+        for (m, k, n) in [(1, 1, 1), (3, 17, 5), (7, 72, 216), (33, 100, 13), (5, 64, 97), (130, 40, 300),
+                          (64, 800, 70), (70, 1100, 40)] {
             let x = random(m * k, &rng), w = random(n * k, &rng), bias = random(n, &rng)
             var y = [Float](repeating: .nan, count: m * n)
             let blocked = w.withUnsafeBufferPointer { BlockedWeights($0.baseAddress!, outFeatures: n, inFeatures: k) }
