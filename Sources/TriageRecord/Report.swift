@@ -713,7 +713,7 @@ extension Report {
         line("total:             \(usd(totalCostUSD))")
         line("per query:         \(usd(costPerQueryUSD, 6))")
         for s in [small, large] {
-            line("\(s.tier) tier:".padded(19) + "\(s.calls) calls (\(s.successfulCalls) ok, \(s.failedCalls) failed, \(s.breakerRejections) breaker), "
+            line("\(s.tier) tier:".padded(19) + "\(s.calls) calls (\(s.successfulCalls) ok, \(s.failedCalls) failed, \(s.breakerRejections) breaker; \(s.attempts) HTTP attempts), "
                  + "\(s.inputTokens) in / \(s.outputTokens) out tokens, \(usd(s.costUSD)); per inference \(usd(s.costPerInferenceUSD, 6))")
         }
         for s in [savingsVsLarge, savingsVsSmall] {
