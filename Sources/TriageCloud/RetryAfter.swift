@@ -1,3 +1,5 @@
+import TriageSystem
+
 // `retry-after` parsing (RFC 9110 §10.2.3): either delay-seconds or an HTTP-date.
 //
 // Written here rather than with Foundation's DateFormatter because library modules stay
@@ -49,16 +51,14 @@ public enum HTTPDate {
               let hh = Int(hms[0]), let mm = Int(hms[1]), let ss = Int(hms[2]),
               (0...23).contains(hh), (0...59).contains(mm), (0...60).contains(ss),
               (1...31).contains(day), day <= daysIn(month: month, year: year) else { return nil }
-        let days = daysFromCivil(year: year, month: month, day: day)
+        let days = CivilDate.days(year: year, month: month, day: day)
         return Double(days * 86_400 + hh * 3600 + mm * 60 + ss)
     }
 
     /// Formats Unix time as an IMF-fixdate; used by tests and by anything that echoes dates.
     public static func format(_ unixTime: Double) -> String {
-        let t = Int(unixTime.rounded(.down))
-        let days = t >= 0 ? t / 86_400 : (t - 86_399) / 86_400
-        let secs = t - days * 86_400
-        let (y, m, d) = civilFromDays(days)
+        let (days, secs) = CivilDate.split(unixSeconds: Int(unixTime.rounded(.down)))
+        let (y, m, d) = CivilDate.date(days: days)
         // 1970-01-01 was a Thursday (index 3 in `weekdays`).
         let wd = weekdays[((days % 7) + 7 + 3) % 7].capitalizedASCII
         func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
@@ -81,29 +81,6 @@ public enum HTTPDate {
         case 4, 6, 9, 11: return 30
         default: return 31
         }
-    }
-
-    /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-    static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let mp = (month + 9) % 12
-        let doy = (153 * mp + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
-    }
-
-    static func civilFromDays(_ z0: Int) -> (Int, Int, Int) {
-        let z = z0 + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
     }
 }
 

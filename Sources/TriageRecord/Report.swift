@@ -782,21 +782,11 @@ func plural(_ n: Int, _ one: String, _ many: String) -> String { "\(n) \(n == 1 
 /// A fraction as a whole-number percentage, "38 %".
 func pct(_ fraction: Double) -> String { fmt(fraction * 100, 0) + " %" }
 
-/// Unix seconds as "YYYY-MM-DD HH:MM:SSZ" (UTC), from the days-from-civil algorithm.
+/// Unix seconds as "YYYY-MM-DD HH:MM:SSZ" (UTC).
 func formatUTC(_ t: Double) -> String {
     guard t.isFinite, abs(t) < 1e13 else { return "\(t)" }
-    let secs = Int(t.rounded(.down))
-    let days = secs >= 0 ? secs / 86_400 : (secs - 86_399) / 86_400
-    let rem = secs - days * 86_400
-    let z = days + 719_468
-    let era = (z >= 0 ? z : z - 146_096) / 146_097
-    let doe = z - era * 146_097
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-    let mp = (5 * doy + 2) / 153
-    let day = doy - (153 * mp + 2) / 5 + 1
-    let month = mp < 10 ? mp + 3 : mp - 9
-    let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+    let (days, rem) = CivilDate.split(unixSeconds: Int(t.rounded(.down)))
+    let (year, month, day) = CivilDate.date(days: days)
     func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
     return "\(year)-\(two(month))-\(two(day)) \(two(rem / 3600)):\(two(rem % 3600 / 60)):\(two(rem % 60))Z"
 }
