@@ -763,7 +763,8 @@ def write_card(out: Path, ctx: dict) -> None:
              "reloaded in float32**, on `valid.jsonl` (2236 queries: 1506 in-scope, 730 out-of-scope, "
              "of which 530 held-out BANKING77 intents and 200 out-of-domain). The temperature and "
              "threshold were tuned on this same split, so these are optimistic; the test split was not used. "
-             "*These are the Python figures; replace with the triage engine's `triage eval` output.*")
+             "`triage eval --model DIR --data valid.jsonl` recomputes them with the Swift engine; the "
+             "repository README lists its output (the same to the second decimal).")
     L.append("")
     L.append("| metric | value |")
     L.append("|---|---|")

@@ -39,18 +39,42 @@ public enum Quantizer {
         return w
     }
 
-    /// Writes the INT8 model directory: the quantized weights, and the config, tokenizer,
-    /// calibration, answer book, model card and licence files copied unchanged.
+    /// Writes the INT8 model directory: the quantized weights; the config, tokenizer,
+    /// calibration, answer book and licence files copied unchanged; and the model card with a
+    /// note saying what was quantized and that its figures are the FP32 model's.
     public static func quantizeDirectory(from input: String, to output: String, embeddings: Bool) throws {
         let weights = try DistilBertWeights.load(directory: input)
         guard !weights.isInt8 else { throw ModelError("\(input) is already an INT8 model") }
         let writer = try quantize(weights.file, config: weights.config, embeddings: embeddings)
         try FileSystem.createDirectory(output)
         for name in ["config.json", "vocab.txt", "tokenizer_config.json", "tokenizer.json", "special_tokens_map.json",
-                     "triage.json", "answers.json", "README.md", "DATA_LICENSE.txt", "LICENSE"] where FileSystem.exists(FileSystem.join(input, name)) {
+                     "triage.json", "answers.json", "DATA_LICENSE.txt", "LICENSE"] where FileSystem.exists(FileSystem.join(input, name)) {
             try FileSystem.copyFile(from: FileSystem.join(input, name), to: FileSystem.join(output, name))
         }
+        let card = FileSystem.join(input, "README.md")
+        if FileSystem.exists(card) {
+            try FileSystem.writeAtomically(FileSystem.join(output, "README.md"),
+                                           text: int8Card(try FileSystem.readText(card), source: input, embeddings: embeddings))
+        }
         try writer.write(to: FileSystem.join(output, "model.safetensors"))
+    }
+
+    /// The source model card with an INT8 note after its YAML front matter (when it has one).
+    public static func int8Card(_ card: String, source: String, embeddings: Bool) -> String {
+        let name = source.split(separator: "/").last.map(String.init) ?? source
+        let note = """
+            > **INT8 copy.** This directory is `\(name)` quantized by `triage quantize`: every linear \
+            layer's weight int8, symmetric, one scale per output channel (a `<name>_scale` tensor \
+            beside it), word embeddings \(embeddings ? "int8 with one scale per row" : "unchanged"); \
+            activations are quantized at run time, uint8 with one scale and zero point per row. \
+            The rest of this card is the source model's, unchanged: its figures and file \
+            descriptions are those of the FP32 weights (`triage eval --int8` measures this one).
+
+            """
+        if card.hasPrefix("---\n"), let end = card.dropFirst(3).firstRange(of: "\n---\n") {
+            return String(card[..<end.upperBound]) + "\n" + note + String(card[end.upperBound...])
+        }
+        return note + "\n" + card
     }
 
     /// An INT8 copy of a model, built in memory (for `--int8` when none was written).

@@ -75,6 +75,14 @@ import TriageTensors
         }
         #expect(throws: Error.self) { try Quantizer.quantizeDirectory(from: out, to: out + "-again", embeddings: true) }
 
+        // The model card gets an INT8 note after its front matter; the rest stays as it was.
+        let card = "---\nlicense: mit\n---\n\n# A model\n\nStored as float16.\n"
+        let int8Card = Quantizer.int8Card(card, source: "weights/m", embeddings: false)
+        #expect(int8Card.hasPrefix("---\nlicense: mit\n---\n\n> **INT8 copy.** This directory is `m` quantized"))
+        #expect(int8Card.contains("word embeddings unchanged"))
+        #expect(int8Card.hasSuffix("\n# A model\n\nStored as float16.\n"))
+        #expect(Quantizer.int8Card("# Plain\n", source: "m", embeddings: true).hasPrefix("> **INT8 copy.**"))
+
         // A missing scale is named by the strict loader.
         var w = SafeTensorsWriter()
         for t in file.tensors where t.name != "distilbert.transformer.layer.2.attention.k_lin.weight_scale" {
