@@ -130,8 +130,8 @@ public final class CloudTierClient: Sendable {
     }
 
     /// Sends one conversation to the tier, retrying per the policy. Never throws: every
-    /// fault ends up in the outcome. Blocks the calling thread for up to
-    /// maxAttempts × (requestTimeout + connect) plus the waits between attempts.
+    /// fault ends up in the outcome. Blocks the calling thread for at most the policy's
+    /// tier budget (about: a retry is only started when it can end within it).
     public func send(system: String, messages: [ChatMessage]) -> TierOutcome {
         let started = Clock.seconds()
         var outcome = TierOutcome(tier: config.name, model: config.model, response: nil, attempts: [],
@@ -147,8 +147,17 @@ public final class CloudTierClient: Sendable {
         // Whether the last failure says the tier is unhealthy (counts towards the breaker)
         // rather than that this request was refused (a 4xx the tier answered promptly).
         var tierFault = true
+        // Time used so far, counted from the attempts' latencies and the waits asked for
+        // (so that a test runtime that does not really sleep counts the same).
+        var spent = 0.0
+        var outOfBudget = false
         for number in 1...max(1, policy.maxAttempts) {
+            if number > 1 && spent + wait + policy.requestTimeout > policy.tierBudget {
+                outOfBudget = true
+                break
+            }
             if wait > 0 { runtime.sleep(wait) }
+            spent += wait
             let t0 = Clock.seconds()
             let result: Swift.Result<HTTPResponse, TransportError>
             do { result = .success(try http.post(url: request.url, headers: request.headers, body: request.body)) }
@@ -187,6 +196,7 @@ public final class CloudTierClient: Sendable {
                 }
             }
             outcome.attempts.append(attempt)
+            spent += attempt.latency
             if !retryable || number == policy.maxAttempts { break }
             if let asked = attempt.retryAfter {
                 // The server knows its own recovery better than our exponential guess.
@@ -198,6 +208,7 @@ public final class CloudTierClient: Sendable {
         let last = outcome.attempts.last.map { redact($0.description) } ?? "no attempt"
         let n = outcome.attempts.count
         outcome.failure = "tier \(config.name): \(last)" + (n > 1 ? " (after \(n) attempts)" : "")
+            + (outOfBudget ? "; no further attempt: it could end after the \(formatSeconds(policy.tierBudget)) tier budget" : "")
         outcome.latency = Clock.seconds() - started
         if tierFault { breaker.recordFailure() } else { breaker.recordSuccess() }
         return outcome

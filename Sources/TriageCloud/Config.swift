@@ -107,6 +107,10 @@ public struct CloudPolicy: Sendable, Equatable {
     /// A server asking for a longer pause than this gets only this much: an interactive
     /// query should fail over to the edge answer rather than hang for minutes.
     public var retryAfterCap: Double = 30
+    /// Seconds one tier may take for one request, attempts and waits included: no attempt
+    /// starts that could end after it. Without it a stalling tier could hold a query for
+    /// maxAttempts × requestTimeout plus two capped waits (90 s with the defaults).
+    public var tierBudget: Double = 60
     /// Consecutive failed requests that open a tier's breaker.
     public var breakerFailureThreshold: Int = 5
     public var breakerCooldown: Double = 30
@@ -115,10 +119,11 @@ public struct CloudPolicy: Sendable, Equatable {
 
     public init(connectTimeout: Double = 5, requestTimeout: Double = 10, maxAttempts: Int = 3,
                 backoffBase: Double = 0.5, backoffMax: Double = 8, jitter: Jitter = .full,
-                retryAfterCap: Double = 30, breakerFailureThreshold: Int = 5, breakerCooldown: Double = 30) {
+                retryAfterCap: Double = 30, tierBudget: Double = 60, breakerFailureThreshold: Int = 5,
+                breakerCooldown: Double = 30) {
         self.connectTimeout = connectTimeout; self.requestTimeout = requestTimeout
         self.maxAttempts = maxAttempts; self.backoffBase = backoffBase; self.backoffMax = backoffMax
-        self.jitter = jitter; self.retryAfterCap = retryAfterCap
+        self.jitter = jitter; self.retryAfterCap = retryAfterCap; self.tierBudget = tierBudget
         self.breakerFailureThreshold = breakerFailureThreshold; self.breakerCooldown = breakerCooldown
     }
 
@@ -142,8 +147,8 @@ public struct CloudPolicy: Sendable, Equatable {
     }
 
     /// Keys: connect_timeout, request_timeout, max_attempts, backoff_base, backoff_max,
-    /// jitter ("none" | "full" | "equal"), retry_after_cap, breaker_failure_threshold,
-    /// breaker_cooldown. Times in seconds.
+    /// jitter ("none" | "full" | "equal"), retry_after_cap, tier_budget,
+    /// breaker_failure_threshold, breaker_cooldown. Times in seconds.
     public func overriding(with json: JSONValue) throws(CloudConfigError) -> CloudPolicy {
         guard let pairs = json.objectPairs else { throw CloudConfigError("cloud policy: expected a JSON object") }
         var p = self
@@ -160,6 +165,7 @@ public struct CloudPolicy: Sendable, Equatable {
             case "backoff_base": p.backoffBase = try seconds(value, key)
             case "backoff_max": p.backoffMax = try seconds(value, key)
             case "retry_after_cap": p.retryAfterCap = try seconds(value, key)
+            case "tier_budget": p.tierBudget = try seconds(value, key, allowZero: false)
             case "breaker_cooldown": p.breakerCooldown = try seconds(value, key)
             case "max_attempts":
                 guard let n = value.intValue, n >= 1 else { throw CloudConfigError("cloud policy: max_attempts must be >= 1") }

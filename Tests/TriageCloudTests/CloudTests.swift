@@ -188,6 +188,28 @@ let conversation = [ChatMessage.user("Where is my order 1234?")]
         #expect(recorder.recorded == [30])
     }
 
+    @Test func retriesStopAtTheTierBudget() {
+        // Waits of 30 s (the capped retry-after), a 10 s request timeout and a 45 s budget:
+        // the second attempt fits (0 + 30 + 10 ≤ 45), a third could not (30 + 30 + 10 > 45).
+        let server = TestServer(script: [.error(status: 503, retryAfter: "30"), .error(status: 503, retryAfter: "30"), .ok()])
+        let recorder = WaitRecorder()
+        var policy = fastPolicy()
+        policy.tierBudget = 45
+        let out = makeClient(server, policy: policy, recorder: recorder).send(system: "s", messages: conversation)
+        #expect(!out.succeeded)
+        #expect(out.attempts.count == 2)
+        #expect(recorder.recorded == [30])
+        #expect(out.failure?.hasSuffix("(after 2 attempts); no further attempt: it could end after the 45 s tier budget") == true, "\(out.failure ?? "")")
+        // With a 75 s budget the same script gets its third attempt (30 + 30 + 10 ≤ 75).
+        let again = TestServer(script: [.error(status: 503, retryAfter: "30"), .error(status: 503, retryAfter: "30"), .ok()])
+        let recorder2 = WaitRecorder()
+        policy.tierBudget = 75
+        let out2 = makeClient(again, policy: policy, recorder: recorder2).send(system: "s", messages: conversation)
+        #expect(out2.succeeded)
+        #expect(out2.attempts.count == 3)
+        #expect(recorder2.recorded == [30, 30])
+    }
+
     @Test func retryAfterHTTPDateIsHonoured() {
         let wall = 1_700_000_000.0
         let server = TestServer(script: [
@@ -563,6 +585,8 @@ let conversation = [ChatMessage.user("Where is my order 1234?")]
         let policy = try CloudPolicy().overriding(with: JSONValue.parse(#"{"max_attempts":5,"jitter":"equal","request_timeout":2.5}"#))
         #expect(policy.maxAttempts == 5 && policy.jitter == .equal && policy.requestTimeout == 2.5)
         #expect(throws: CloudConfigError.self) { try CloudPolicy().overriding(with: JSONValue.parse(#"{"jitter":"some"}"#)) }
+        #expect(try CloudPolicy().overriding(with: JSONValue.parse(#"{"tier_budget":20}"#)).tierBudget == 20)
+        #expect(throws: CloudConfigError.self) { try CloudPolicy().overriding(with: JSONValue.parse(#"{"tier_budget":0}"#)) }
     }
 
     @Test func retryAfterValues() {
