@@ -14,6 +14,8 @@ public struct TriageConfig: Sendable {
     public var router = RouterPolicy()
     /// Overrides the default base URL; `ANTHROPIC_BASE_URL` overrides this.
     public var baseURL: String? = nil
+    /// Certificate authorities (PEM) to trust instead of the system's store.
+    public var caFile: String? = nil
     public var cacheTTL = 300.0
     public var cacheCapacity = 1000
     public var cacheHistoryTurns = 2
@@ -53,14 +55,22 @@ public struct TriageConfig: Sendable {
         for (key, value) in pairs {
             switch key {
             case "cloud":
-                var cloud = value
-                if case var .object(p) = value, let i = p.firstIndex(where: { $0.0 == "base_url" }) {
+                // base_url and ca_file say where requests go; the rest is the retry policy.
+                guard case var .object(p) = value else { throw CascadeError("cloud: expected a JSON object") }
+                if let i = p.firstIndex(where: { $0.0 == "base_url" }) {
                     guard let url = p[i].1.stringValue else { throw CascadeError("cloud.base_url must be a string") }
                     c.baseURL = url
                     p.remove(at: i)
-                    cloud = .object(p)
                 }
-                c.policy = try c.policy.overriding(with: cloud)
+                if let i = p.firstIndex(where: { $0.0 == "ca_file" }) {
+                    guard let file = p[i].1.stringValue, !file.isEmpty else {
+                        throw CascadeError("cloud.ca_file must be the path of a PEM file")
+                    }
+                    guard FileSystem.isReadableFile(file) else { throw CascadeError("cloud.ca_file \(file) is not a readable file") }
+                    c.caFile = file
+                    p.remove(at: i)
+                }
+                c.policy = try c.policy.overriding(with: .object(p))
             case "small": c.small = try c.small.overriding(with: value)
             case "large": c.large = try c.large.overriding(with: value)
             case "router": c.router = try c.router.overriding(with: value)
@@ -112,6 +122,7 @@ public struct TriageConfig: Sendable {
             while url.hasSuffix("/") { url.removeLast() }
             e.baseURL = url
         }
+        e.caFile = caFile
         return e
     }
 }

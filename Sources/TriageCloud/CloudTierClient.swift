@@ -115,7 +115,8 @@ public final class CloudTierClient: Sendable {
         self.endpoint = endpoint
         self.policy = policy
         self.runtime = runtime
-        self.http = HTTPClient(connectTimeout: policy.connectTimeout, requestTimeout: policy.requestTimeout)
+        self.http = HTTPClient(connectTimeout: policy.connectTimeout, requestTimeout: policy.requestTimeout,
+                               caFile: endpoint.caFile)
         self.breaker = CircuitBreaker(failureThreshold: policy.breakerFailureThreshold,
                                       cooldown: policy.breakerCooldown, now: runtime.now)
     }

@@ -217,12 +217,16 @@ public struct CloudEndpoint: Sendable, Equatable, CustomStringConvertible {
     /// nil when none is configured: local gateways may not need one, and the cascade can
     /// treat a missing key as "cloud unavailable" without making a request.
     public var apiKey: APIKey?
+    /// PEM file of the certificate authorities to trust for this endpoint instead of the
+    /// system's store: a gateway behind a private CA. Verification stays on either way.
+    public var caFile: String?
 
-    public init(baseURL: String, apiKey: APIKey?) {
+    public init(baseURL: String, apiKey: APIKey?, caFile: String? = nil) {
         var b = baseURL[...].trimmingSpaces()
         while b.hasSuffix("/") { b.removeLast() }
         self.baseURL = b
         self.apiKey = apiKey
+        self.caFile = caFile
     }
 
     public static let anthropicDefaultBaseURL = "https://api.anthropic.com"

@@ -120,15 +120,20 @@ public final class HTTPClient: Sendable {
     public let connectTimeout: Double
     public let requestTimeout: Double
     public let maxResponseBytes: Int
+    /// PEM file of the certificate authorities to trust instead of the system's store (a
+    /// gateway with a private CA); nil trusts the system's store.
+    public let caFile: String?
     private let idle = Mutex<[CurlEasy]>([])
     /// Idle handles kept beyond this are closed: each holds open sockets.
     private let maxIdleHandles = 4
 
-    public init(connectTimeout: Double = 5, requestTimeout: Double = 10, maxResponseBytes: Int = 8 << 20) {
+    public init(connectTimeout: Double = 5, requestTimeout: Double = 10, maxResponseBytes: Int = 8 << 20,
+                caFile: String? = nil) {
         _ = curlGlobalInitResult
         self.connectTimeout = connectTimeout
         self.requestTimeout = requestTimeout
         self.maxResponseBytes = maxResponseBytes
+        self.caFile = caFile
     }
 
     /// POSTs `body` to `url`. Returns the response for any HTTP status — judging a status is
@@ -137,7 +142,7 @@ public final class HTTPClient: Sendable {
         let easy: CurlEasy
         if let h = idle.withLock({ $0.popLast() }) {
             easy = h
-        } else if let h = CurlEasy(connectTimeout: connectTimeout, requestTimeout: requestTimeout) {
+        } else if let h = CurlEasy(connectTimeout: connectTimeout, requestTimeout: requestTimeout, caFile: caFile) {
             easy = h
         } else {
             throw .other(code: -1, message: "curl_easy_init failed")
@@ -205,7 +210,7 @@ final class CurlEasy: @unchecked Sendable {
     let connectTimeout: Double
     let requestTimeout: Double
 
-    init?(connectTimeout: Double, requestTimeout: Double) {
+    init?(connectTimeout: Double, requestTimeout: Double, caFile: String?) {
         guard let h = curl_easy_init() else { return nil }
         handle = h
         errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
@@ -220,6 +225,8 @@ final class CurlEasy: @unchecked Sendable {
         // quietly turn verification off. There is no option in this client to disable it.
         _ = curl_setopt_long(h, CURLOPT_SSL_VERIFYPEER, 1)
         _ = curl_setopt_long(h, CURLOPT_SSL_VERIFYHOST, 2)
+        // Replaces the trusted authorities, it does not loosen verification.
+        if let caFile { _ = caFile.withCString { curl_setopt_string(h, CURLOPT_CAINFO, $0) } }
         // A URL from the environment must not be able to reach file://, gopher:// and co.
         _ = "http,https".withCString { curl_setopt_string(h, CURLOPT_PROTOCOLS_STR, $0) }
         _ = curl_setopt_long(h, CURLOPT_FOLLOWLOCATION, 0)

@@ -518,6 +518,90 @@ let conversation = [ChatMessage.user("Where is my order 1234?")]
     }
 }
 
+/// HTTPS against the test server with real certificates: verification is on, a private
+/// authority can be trusted through `caFile`, and nothing else gets through.
+@Suite struct TLS {
+    func client(_ server: TestServer, caFile: String?) -> CloudTierClient {
+        CloudTierClient(config: .small, endpoint: CloudEndpoint(baseURL: server.baseURL, apiKey: APIKey(testKey), caFile: caFile),
+                        policy: fastPolicy(), runtime: CloudRuntime(sleep: { _ in }))
+    }
+
+    /// The server counts a refused handshake when its SSL_accept returns, which can be just
+    /// after the client has given up.
+    func waitForHandshakeFailures(_ server: TestServer, _ n: Int) -> Int {
+        let deadline = Clock.seconds() + 5
+        while server.handshakesFailed < n && Clock.seconds() < deadline { usleep(10_000) }
+        return server.handshakesFailed
+    }
+
+    @Test func aTrustedPrivateAuthorityWorksOverOneReusedConnection() throws {
+        let server = TestServer(fallback: .ok(text: "Over TLS."), tls: try TLSFixtures.server())
+        defer { server.stop() }
+        #expect(server.baseURL.hasPrefix("https://127.0.0.1:"))
+        let c = client(server, caFile: TLSFixtures.caFile)
+        for _ in 0..<3 {
+            let out = c.send(system: "s", messages: conversation)
+            #expect(out.succeeded, "\(out.attempts)")
+            #expect(out.response?.text == "Over TLS.")
+        }
+        // Keep-alive holds over TLS too: one handshake for three requests.
+        #expect(server.connections == 1)
+        #expect(server.requests.count == 3)
+        #expect(server.requests.first?.header("x-api-key") == testKey)
+    }
+
+    @Test func anAuthorityThatDidNotSignTheCertificateRefusesItAndTheKeyNeverLeaves() throws {
+        let server = TestServer(tls: try TLSFixtures.server())
+        defer { server.stop() }
+        let out = client(server, caFile: TLSFixtures.otherCAFile).send(system: "s", messages: conversation)
+        #expect(!out.succeeded)
+        #expect(out.attempts.count == 1) // a certificate fails the same way every time: no retry
+        guard case .tls(let message)? = out.attempts.first?.transportError else {
+            Issue.record("got \(out.attempts)"); return
+        }
+        #expect(message.lowercased().contains("certificate"), "\(message)")
+        #expect(waitForHandshakeFailures(server, 1) == 1)
+        #expect(server.requests.isEmpty)
+    }
+
+    /// The default: the system's store, which knows nothing of the test authority (or, on a
+    /// machine without a CA bundle, cannot be loaded — a TLS error just the same).
+    @Test func theSystemStoreDoesNotTrustTheTestAuthority() throws {
+        let server = TestServer(tls: try TLSFixtures.server())
+        defer { server.stop() }
+        let out = client(server, caFile: nil).send(system: "s", messages: conversation)
+        #expect(!out.succeeded && out.attempts.count == 1)
+        guard case .tls? = out.attempts.first?.transportError else { Issue.record("got \(out.attempts)"); return }
+        #expect(server.requests.isEmpty)
+    }
+
+    @Test func aCertificateForAnotherNameIsRefusedEvenFromTheTrustedAuthority() throws {
+        let server = TestServer(tls: try TLSFixtures.wrongName())
+        defer { server.stop() }
+        let out = client(server, caFile: TLSFixtures.caFile).send(system: "s", messages: conversation)
+        #expect(!out.succeeded && out.attempts.count == 1)
+        guard case .tls(let message)? = out.attempts.first?.transportError else {
+            Issue.record("got \(out.attempts)"); return
+        }
+        #expect(message.contains("127.0.0.1"), "\(message)")
+        // libcurl checks the name once the handshake is done, before it sends a request byte.
+        #expect(server.requests.isEmpty)
+    }
+
+    @Test func anUnreadableAuthorityFileIsATLSErrorNotAnInsecureFallback() throws {
+        let server = TestServer(tls: try TLSFixtures.server())
+        defer { server.stop() }
+        let http = HTTPClient(connectTimeout: 2, requestTimeout: 5, caFile: "/nonexistent/ca.pem")
+        #expect {
+            _ = try http.post(url: server.baseURL + "/", headers: [], body: [1])
+        } throws: { error in
+            guard let e = error as? TransportError, case .tls = e, !e.isRetryable else { return false }
+            return true
+        }
+        #expect(server.requests.isEmpty)
+    }
+}
+
 @Suite struct Secrets {
     @Test func apiKeyNeverAppearsInDescriptionsOrErrors() {
         let server = TestServer(fallback: .unauthorizedEchoingKey)

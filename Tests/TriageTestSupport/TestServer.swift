@@ -1,7 +1,7 @@
 // A real HTTP/1.1 server for the tests: Glibc sockets on 127.0.0.1, an ephemeral port, a
 // thread per connection, keep-alive and Content-Length bodies. Each request takes the next
 // behaviour from a script, so a test can say "529, then 529, then answer" and watch the real
-// libcurl client deal with it on the wire.
+// libcurl client deal with it on the wire. Given a `TLSIdentity` it speaks HTTPS instead.
 
 import Foundation
 import Glibc
@@ -42,18 +42,21 @@ public final class TestServer: @unchecked Sendable {
     }
 
     public let port: UInt16
-    public var baseURL: String { "http://127.0.0.1:\(port)" }
+    public var baseURL: String { "\(tls == nil ? "http" : "https")://127.0.0.1:\(port)" }
+    private let tls: TLSIdentity?
     private let listenFD: Int32
     private let lock = NSLock()
     private var script: [Behaviour]
     private let fallback: Behaviour
     private var _requests: [Request] = []
     private var _connections = 0
+    private var _handshakesFailed = 0
     private var stopped = false
 
-    public init(script: [Behaviour] = [], fallback: Behaviour = .ok()) {
+    public init(script: [Behaviour] = [], fallback: Behaviour = .ok(), tls: TLSIdentity? = nil) {
         self.script = script
         self.fallback = fallback
+        self.tls = tls
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         precondition(fd >= 0, "socket failed")
         var one: Int32 = 1
@@ -79,6 +82,8 @@ public final class TestServer: @unchecked Sendable {
 
     public var requests: [Request] { lock.withLock { _requests } }
     public var connections: Int { lock.withLock { _connections } }
+    /// TLS connections that ended in the handshake (the client refused the certificate).
+    public var handshakesFailed: Int { lock.withLock { _handshakesFailed } }
 
     public func enqueue(_ behaviours: Behaviour...) { lock.withLock { script.append(contentsOf: behaviours) } }
 
@@ -110,8 +115,19 @@ public final class TestServer: @unchecked Sendable {
     }
 
     private func serve(_ fd: Int32) {
-        var reader = Reader(fd: fd)
         defer { close(fd) }
+        var session: TLSSession?
+        if let tls {
+            session = tls.accept(fd)
+            if session == nil { lock.withLock { _handshakesFailed += 1 }; return }
+        }
+        let connection = Connection(fd: fd, tls: session)
+        serve(connection)
+        session?.shutdown()
+    }
+
+    private func serve(_ conn: Connection) {
+        var reader = Reader(connection: conn)
         while let request = reader.readRequest() {
             lock.withLock { _requests.append(request) }
             switch nextBehaviour() {
@@ -121,19 +137,19 @@ public final class TestServer: @unchecked Sendable {
                 "content":[{"type":"text","text":\(jsonString(text))}],"stop_reason":\(jsonString(stopReason)),\
                 "stop_sequence":null,"usage":{"input_tokens":\(input),"output_tokens":\(output)}}
                 """
-                respond(fd, status: 200, body: body)
+                respond(conn, status: 200, body: body)
             case let .error(status, type, message, retryAfter):
                 let body = #"{"type":"error","error":{"type":\#(jsonString(type)),"message":\#(jsonString(message))}}"#
-                respond(fd, status: status, body: body, headers: retryAfter.map { [("Retry-After", $0)] } ?? [])
+                respond(conn, status: status, body: body, headers: retryAfter.map { [("Retry-After", $0)] } ?? [])
             case .unauthorizedEchoingKey:
                 let key = request.header("x-api-key") ?? ""
                 let body = #"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key \#(key)"}}"#
-                respond(fd, status: 401, body: body, headers: [("X-Echo", key)])
+                respond(conn, status: 401, body: body, headers: [("X-Echo", key)])
             case let .raw(status, body, headers):
-                respond(fd, status: status, body: body, headers: headers)
+                respond(conn, status: status, body: body, headers: headers)
             case .truncated:
                 let body = #"{"type":"message","content":[{"type":"text","text":"cut"#
-                send(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count + 200)\r\n\r\n" + body)
+                send(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count + 200)\r\n\r\n" + body)
                 return
             case .stall(let seconds):
                 Thread.sleep(forTimeInterval: seconds)
@@ -141,27 +157,27 @@ public final class TestServer: @unchecked Sendable {
             case .drop:
                 return
             case .reset:
-                send(fd, "HTTP/1.1 200 OK\r\nContent-Le")
+                send(conn, "HTTP/1.1 200 OK\r\nContent-Le")
                 usleep(50_000)
                 // Linger on with a zero timeout: close() sends RST instead of FIN.
                 var lingerOption = linger(l_onoff: 1, l_linger: 0)
-                setsockopt(fd, SOL_SOCKET, SO_LINGER, &lingerOption, socklen_t(MemoryLayout<linger>.size))
+                setsockopt(conn.fd, SOL_SOCKET, SO_LINGER, &lingerOption, socklen_t(MemoryLayout<linger>.size))
                 return
             }
         }
     }
 
-    private func respond(_ fd: Int32, status: Int, body: String, headers: [(String, String)] = []) {
+    private func respond(_ conn: Connection, status: Int, body: String, headers: [(String, String)] = []) {
         var head = "HTTP/1.1 \(status) \(reason(status))\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
         for (k, v) in headers { head += "\(k): \(v)\r\n" }
-        send(fd, head + "\r\n" + body)
+        send(conn, head + "\r\n" + body)
     }
 
-    private func send(_ fd: Int32, _ text: String) {
+    private func send(_ conn: Connection, _ text: String) {
         let bytes = Array(text.utf8)
         var off = 0
         while off < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL)) }
+            let n = bytes.withUnsafeBytes { conn.write(UnsafeRawBufferPointer(rebasing: $0[off...])) }
             if n <= 0 { if errno == EINTR { continue }; return }
             off += n
         }
@@ -186,15 +202,29 @@ func jsonString(_ s: String) -> String {
     return String(array.dropFirst().dropLast())
 }
 
-/// Reads HTTP/1.1 requests (request line, headers, Content-Length body) off a socket.
-private struct Reader {
+/// An accepted socket, plain or wrapped in TLS.
+private struct Connection {
     let fd: Int32
+    let tls: TLSSession?
+
+    func read(_ buffer: UnsafeMutableRawBufferPointer) -> Int {
+        tls.map { $0.read(buffer) } ?? recv(fd, buffer.baseAddress, buffer.count, 0)
+    }
+
+    func write(_ buffer: UnsafeRawBufferPointer) -> Int {
+        tls.map { $0.write(buffer) } ?? Glibc.send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL))
+    }
+}
+
+/// Reads HTTP/1.1 requests (request line, headers, Content-Length body) off a connection.
+private struct Reader {
+    let connection: Connection
     var buffer: [UInt8] = []
 
     mutating func fill() -> Bool {
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            let n = chunk.withUnsafeMutableBytes { connection.read($0) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return false }
             buffer.append(contentsOf: chunk[0..<n])

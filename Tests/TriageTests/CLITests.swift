@@ -183,6 +183,29 @@ import TriageTestSupport
         #expect(!r.stdout.contains("sk-secret-123") && !r.stderr.contains("sk-secret-123"))
     }
 
+    @Test func asksAGatewayBehindAPrivateAuthorityOverHTTPS() throws {
+        let dir = try CascadeTests.modelDirectory(outOfScopeEverything: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = TestServer(fallback: .ok(text: "Verified."), tls: try TLSFixtures.server())
+        defer { server.stop() }
+        let trusting = dir + "/trusting.json", plain = dir + "/plain.json"
+        try FileSystem.writeAtomically(trusting, text: #"{"cloud": {"base_url": "\#(server.baseURL)", "ca_file": "\#(TLSFixtures.caFile)"}}"#)
+        try FileSystem.writeAtomically(plain, text: #"{"cloud": {"base_url": "\#(server.baseURL)"}}"#)
+        let environment = ["ANTHROPIC_API_KEY": "k", "ANTHROPIC_BASE_URL": ""]
+        let ok = try runTriage(["ask", "--json", "--config", trusting, "--model", dir, "--record-off", "what is the capital of peru"],
+                               environment: environment)
+        #expect(ok.status == 0, "\(ok.stderr)")
+        let v = try JSONValue.parse(String(try #require(ok.stdout.split(separator: "\n").first)))
+        #expect(v["route"]?.stringValue == "small" && v["answer"]?.stringValue == "Verified.")
+        // Without the authority the system store refuses the certificate: handled, not answered.
+        let refused = try runTriage(["ask", "--json", "--config", plain, "--model", dir, "--record-off", "what is the capital of peru"],
+                                    environment: environment)
+        #expect(refused.status == 0, "\(refused.stderr)")
+        let w = try JSONValue.parse(String(try #require(refused.stdout.split(separator: "\n").first)))
+        #expect(w["route"]?.stringValue == "none" && w["reason"]?.stringValue == "cloud_unavailable")
+        #expect(server.requests.count == 1)
+    }
+
     @Test func cloudDownStillExitsZero() throws {
         let dir = try CascadeTests.modelDirectory(outOfScopeEverything: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -350,6 +350,17 @@ import TriageTestSupport
         #expect(fromEnv.baseURL == "http://127.0.0.1:9")
     }
 
+    @Test func caFileIsCheckedWhenLoadedAndReachesEveryTier() throws {
+        let c = try TriageConfig.parse(try JSONValue.parse(#"{"cloud": {"ca_file": "\#(TLSFixtures.caFile)", "max_attempts": 2}}"#))
+        #expect(c.caFile == TLSFixtures.caFile && c.policy.maxAttempts == 2)
+        #expect(c.endpoint(for: c.small, environment: { _ in nil }).caFile == TLSFixtures.caFile)
+        #expect(c.endpoint(for: c.large, environment: { _ in nil }).caFile == TLSFixtures.caFile)
+        #expect(TriageConfig().endpoint(for: TriageConfig().small, environment: { _ in nil }).caFile == nil)
+        for bad in [#""/nonexistent/ca.pem""#, #""\#(TLSFixtures.directory)""#, "3", #""""#] {
+            #expect(throws: CascadeError.self) { try TriageConfig.parse(try JSONValue.parse(#"{"cloud": {"ca_file": \#(bad)}}"#)) }
+        }
+    }
+
     @Test func unknownKeysAreErrors() {
         #expect(throws: CascadeError.self) { try TriageConfig.parse(try JSONValue.parse(#"{"clowd": {}}"#)) }
         #expect(throws: (any Error).self) { try TriageConfig.parse(try JSONValue.parse(#"{"small": {"modle": "x"}}"#)) }
