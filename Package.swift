@@ -10,7 +10,7 @@ let package = Package(
         .executable(name: "triage", targets: ["TriageCLI"]),
         .library(name: "Triage", targets: [
             "TriageSystem", "TriageJSON", "TriageTokenizer", "TriageTensors", "TriageKernels",
-            "TriageKernelsAVX2", "TriageKernelsAVX512", "TriageKernelSelect",
+            "TriageKernelsSSE4", "TriageKernelsAVX2", "TriageKernelsAVX512", "TriageKernelSelect",
             "TriageModel", "TriageClassifier", "TriageCloud", "TriageAnswers", "TriageCascade", "TriageRecord",
         ]),
     ],
@@ -33,6 +33,8 @@ let package = Package(
         .target(name: "TriageKernels", dependencies: ["CBLAS", "TriageSystem"]),
         // One module per instruction set, each compiled for its CPU level and called only
         // when the running CPU reports it: the same binary runs on any x86-64.
+        .target(name: "TriageKernelsSSE4", dependencies: ["TriageKernels"],
+                swiftSettings: [.unsafeFlags(["-target-cpu", "nehalem", "-Xcc", "-march=nehalem"])]),
         .target(name: "TriageKernelsAVX2", dependencies: ["TriageKernels"],
                 swiftSettings: [.unsafeFlags(["-target-cpu", "haswell", "-Xcc", "-mavx2", "-Xcc", "-mfma",
                                               "-Xcc", "-mbmi2", "-Xcc", "-mf16c"])]),
@@ -40,7 +42,7 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-target-cpu", "cascadelake", "-Xcc", "-mavx512f", "-Xcc", "-mavx512bw",
                                               "-Xcc", "-mavx512dq", "-Xcc", "-mavx512vl", "-Xcc", "-mavx512vnni",
                                               "-Xcc", "-mavx2", "-Xcc", "-mfma"])]),
-        .target(name: "TriageKernelSelect", dependencies: ["TriageKernels", "TriageKernelsAVX2", "TriageKernelsAVX512", "TriageSystem"]),
+        .target(name: "TriageKernelSelect", dependencies: ["TriageKernels", "TriageKernelsSSE4", "TriageKernelsAVX2", "TriageKernelsAVX512", "TriageSystem"]),
         .target(name: "TriageModel", dependencies: ["TriageJSON", "TriageSystem", "TriageTensors", "TriageKernels"]),
         .target(name: "TriageClassifier", dependencies: [
             "TriageJSON", "TriageSystem", "TriageTokenizer", "TriageKernels", "TriageKernelSelect", "TriageModel",
@@ -64,7 +66,7 @@ let package = Package(
 
         .testTarget(name: "TriageTests", dependencies: [
             "TriageSystem", "TriageJSON", "TriageTokenizer", "TriageTensors", "TriageKernels", "TriageModel",
-            "TriageClassifier", "TriageKernelsAVX2", "TriageKernelsAVX512", "TriageKernelSelect",
+            "TriageClassifier", "TriageKernelsSSE4", "TriageKernelsAVX2", "TriageKernelsAVX512", "TriageKernelSelect",
             "TriageCloud", "TriageAnswers", "TriageCascade", "TriageRecord", "TriageTestSupport",
         ]),
         // A real HTTP server on 127.0.0.1 speaking the Messages API, shared by the test targets.

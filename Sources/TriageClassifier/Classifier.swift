@@ -90,7 +90,7 @@ public final class Classifier: Sendable {
         public var threads = Runtime.defaultThreads
         /// Use the INT8 model beside this one (`DIR-int8`), quantizing in memory if there is none.
         public var int8 = false
-        /// The INT8 kernel by name (vnni, avx2, portable); nil: $TRIAGE_KERNEL, else the best.
+        /// The INT8 kernel by name (vnni, avx2, sse4, portable); nil: $TRIAGE_KERNEL, else the best.
         public var kernel: String? = nil
         public init(threads: Int = Runtime.defaultThreads, int8: Bool = false, kernel: String? = nil) {
             self.threads = threads; self.int8 = int8; self.kernel = kernel

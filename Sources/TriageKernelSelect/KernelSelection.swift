@@ -1,5 +1,6 @@
 import TriageKernels
 import TriageKernelsAVX2
+import TriageKernelsSSE4
 import TriageKernelsAVX512
 import TriageSystem
 
@@ -8,18 +9,19 @@ public struct KernelSelectionError: Error, CustomStringConvertible {
 }
 
 /// Picks the kernels for this CPU: the fastest one it can run, or the one named by
-/// `TRIAGE_KERNEL` (vnni, avx2, portable) when a researcher wants to compare them.
+/// `TRIAGE_KERNEL` (vnni, avx2, sse4, portable) when a researcher wants to compare them.
 public enum KernelSelection {
     /// The kernels this CPU can run, fastest first.
     public static func available(_ cpu: CPUFeatures = .current) -> [KernelSet] {
         var kernels: [KernelSet] = []
         if cpu.hasAVX512VNNI { kernels.append(AVX512Kernels.kernels) }
         if cpu.hasAVX2 { kernels.append(AVX2Kernels.kernels) }
+        if cpu.hasSSE42 { kernels.append(SSE4Kernels.kernels) }
         kernels.append(KernelSet.portable)
         return kernels
     }
 
-    public static let names = ["vnni", "avx2", "portable"]
+    public static let names = ["vnni", "avx2", "sse4", "portable"]
 
     /// The kernel named `name` (or by $TRIAGE_KERNEL when `name` is nil), else the best one.
     public static func select(_ name: String? = nil, cpu: CPUFeatures = .current) throws -> KernelSet {

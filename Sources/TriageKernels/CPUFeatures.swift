@@ -36,9 +36,14 @@ public struct CPUFeatures: Sendable {
     /// Everything the Haswell target of the AVX2 module may use.
     public var hasAVX2: Bool { flags.isSuperset(of: ["avx2", "fma", "bmi1", "bmi2", "f16c", "movbe"]) }
 
+    /// Everything the Nehalem (x86-64-v2) target of the SSE4 module may use (`pni` is SSE3).
+    public var hasSSE42: Bool {
+        flags.isSuperset(of: ["sse4_1", "sse4_2", "ssse3", "pni", "popcnt", "cx16", "lahf_lm"])
+    }
+
     /// The widest instruction-set level present, for reports.
     public var isaSummary: String {
-        hasAVX512VNNI ? "AVX-512 VNNI" : hasAVX2 ? "AVX2" : "x86-64 baseline"
+        hasAVX512VNNI ? "AVX-512 VNNI" : hasAVX2 ? "AVX2" : hasSSE42 ? "SSE4.2" : "x86-64 baseline"
     }
 }
 

@@ -81,6 +81,12 @@ import TriageKernelSelect
         #expect(KernelSelection.available(noAVX).map(\.name) == ["portable"])
         #expect(throws: KernelSelectionError.self) { try KernelSelection.select("vnni", cpu: noAVX) }
         #expect(try KernelSelection.select(nil, cpu: noAVX).name == "portable")
+        // An Atom/Celeron-class CPU (Goldmont, Tremont): SSE4.2 but no AVX.
+        let atom = CPUFeatures(modelName: "atom", flags: ["sse2", "pni", "ssse3", "sse4_1", "sse4_2", "popcnt", "cx16", "lahf_lm"],
+                               logicalCores: 4)
+        #expect(KernelSelection.available(atom).map(\.name) == ["sse4", "portable"])
+        #expect(try KernelSelection.select(nil, cpu: atom).name == "sse4")
+        #expect(throws: KernelSelectionError.self) { try KernelSelection.select("avx2", cpu: atom) }
     }
 }
 
