@@ -26,7 +26,8 @@ run: build
 
 # Release mode: the instruction-set modules inline the shared kernels only when optimising,
 # so only a release build really compares the AVX-512, AVX2 and portable code paths.
-test: deps
+test:
+	@scripts/install-deps.sh --test
 	$(SWIFT) test -c release --enable-testable-imports
 
 bench: build

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system libraries triage builds against, only if they are missing.
 # Debian/Ubuntu: libopenblas-dev (FP32 matrix products), libcurl4-openssl-dev (cloud tier),
-# libsqlite3-dev (decision record), pkg-config.
+# libsqlite3-dev (decision record), pkg-config. With --test, also what only the tests use:
+# qemu-user, which runs the binary on emulated CPUs without AVX-512 or AVX.
 set -euo pipefail
 packages=(libopenblas-dev libcurl4-openssl-dev libsqlite3-dev pkg-config)
+[ "${1:-}" = "--test" ] && packages+=(qemu-user)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 import TriageJSON
 import TriageSystem
 
@@ -22,6 +23,13 @@ enum Paths {
         }
         return repository + "/.build/debug/triage"
     }()
+
+    /// QEMU's x86-64 user-mode emulator, from the PATH.
+    static let qemu: String? = {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        return path.split(separator: ":").map { $0 + "/qemu-x86_64" }
+            .first { FileManager.default.isExecutableFile(atPath: $0) }
+    }()
 }
 
 func readJSONLines(_ path: String) throws -> [JSONValue] {
@@ -41,11 +49,18 @@ struct ProcessResult {
     var stderr: String
 }
 
-/// Runs the real `triage` binary with arguments and optional standard input.
-func runTriage(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> ProcessResult {
+/// Runs the real `triage` binary with arguments and optional standard input; with
+/// `emulatedCPU`, under `qemu-x86_64 -cpu MODEL` (user-mode emulation of that CPU).
+func runTriage(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:],
+               emulatedCPU: String? = nil) throws -> ProcessResult {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: Paths.triage)
-    process.arguments = arguments
+    if let emulatedCPU {
+        process.executableURL = URL(fileURLWithPath: try #require(Paths.qemu, "qemu-x86_64 not found; `make test` installs qemu-user"))
+        process.arguments = ["-cpu", emulatedCPU, Paths.triage] + arguments
+    } else {
+        process.executableURL = URL(fileURLWithPath: Paths.triage)
+        process.arguments = arguments
+    }
     var env = ProcessInfo.processInfo.environment
     for (k, v) in environment { env[k] = v }
     process.environment = env
