@@ -215,23 +215,31 @@ public struct FloatGlue: Sendable {
     /// (x, rows, columns, out, rowRange)
     public let quantizeRows: @Sendable (UnsafePointer<Float>, Int, Int, QuantizedRows, Range<Int>) -> Void
     public let attentionHead: @Sendable (AttentionHeadArguments) -> Void
+    /// Whether attention uses fused multiply-adds: every module but SSE4's, whose CPUs have
+    /// no FMA. Glue of the same kind gives bit-identical results on every CPU; the two kinds
+    /// differ in rounding.
+    public let fusedMultiplyAdd: Bool
 
     public init(gelu: @escaping @Sendable (UnsafeMutablePointer<Float>, Int) -> Void,
                 softmaxRow: @escaping @Sendable (UnsafeMutablePointer<Float>, Int) -> Void,
                 addLayerNorm: @escaping @Sendable (UnsafeMutablePointer<Float>, UnsafePointer<Float>?, Int, Int,
                                                    UnsafePointer<Float>, UnsafePointer<Float>, Float) -> Void,
                 quantizeRows: @escaping @Sendable (UnsafePointer<Float>, Int, Int, QuantizedRows, Range<Int>) -> Void,
-                attentionHead: @escaping @Sendable (AttentionHeadArguments) -> Void) {
+                attentionHead: @escaping @Sendable (AttentionHeadArguments) -> Void, fusedMultiplyAdd: Bool) {
         self.gelu = gelu; self.softmaxRow = softmaxRow; self.addLayerNorm = addLayerNorm; self.quantizeRows = quantizeRows
-        self.attentionHead = attentionHead
+        self.attentionHead = attentionHead; self.fusedMultiplyAdd = fusedMultiplyAdd
     }
 
+    /// Fused like the AVX modules, so that the portable kernels, the reference that runs
+    /// anywhere, give their results bit for bit; on the rare x86-64 without SSE4.2 that
+    /// costs a libm call per lane in attention.
     public static let portable = FloatGlue(
         gelu: { FloatKernels.gelu($0, count: $1) },
         softmaxRow: { FloatKernels.softmaxRow($0, count: $1) },
         addLayerNorm: { FloatKernels.addLayerNorm($0, residual: $1, rows: $2, features: $3, gamma: $4, beta: $5, eps: $6) },
         quantizeRows: { Int8Quantization.quantizeRows($0, rows: $1, columns: $2, into: $3, rowRange: $4) },
-        attentionHead: { $0.run(softmax: { FloatKernels.softmaxRow($0, count: $1) }) })
+        attentionHead: { $0.run(fused: true, softmax: { FloatKernels.softmaxRow($0, count: $1) }) },
+        fusedMultiplyAdd: true)
 }
 
 /// The operands of `FloatKernels.attentionHead`, bundled so that every instruction-set
@@ -254,11 +262,12 @@ public struct AttentionHeadArguments {
         return headDim * nP + keys * dhP + 4 * nP + 16
     }
 
-    /// Runs the head with the given softmax (each instruction-set module passes its own).
+    /// Runs the head with the given softmax (each instruction-set module passes its own) and
+    /// multiply-add kind.
     @inlinable @inline(__always)
-    public func run(softmax: (UnsafeMutablePointer<Float>, Int) -> Void) {
+    public func run(fused: Bool, softmax: (UnsafeMutablePointer<Float>, Int) -> Void) {
         FloatKernels.attentionHead(q: q, k: k, v: v, ld: ld, queries: queries, keys: keys, headDim: headDim, scale: scale,
-                                   out: out, ldo: ldo, scratch: scratch, softmax: softmax)
+                                   out: out, ldo: ldo, scratch: scratch, fused: fused, softmax: softmax)
     }
 }
 

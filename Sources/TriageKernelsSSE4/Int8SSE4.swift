@@ -16,14 +16,16 @@ import TriageKernels
 public enum SSE4Kernels {
     public static let kernels = KernelSet(name: "sse4", glue: glue) { args in gemm(args) }
 
-    /// The FP32 glue, inlined from TriageKernels and compiled for this module's CPU level
-    /// (SSE4.1 rounds in one instruction, where the x86-64 baseline calls a function per lane).
+    /// The FP32 glue, inlined from TriageKernels and compiled for this module's CPU level.
+    /// These CPUs have no FMA, so attention rounds each product and sum apart: 3.3× faster
+    /// than a libm fmaf per lane, at the price of results that differ from the other
+    /// kernels' in the last bits (and, through INT8 rounding, in the logits by ~1e-3).
     public static let glue = FloatGlue(
         gelu: { FloatKernels.gelu($0, count: $1) },
         softmaxRow: softmax,
         addLayerNorm: { FloatKernels.addLayerNorm($0, residual: $1, rows: $2, features: $3, gamma: $4, beta: $5, eps: $6) },
         quantizeRows: { Int8Quantization.quantizeRows($0, rows: $1, columns: $2, into: $3, rowRange: $4) },
-        attentionHead: { $0.run(softmax: softmax) })
+        attentionHead: { $0.run(fused: false, softmax: softmax) }, fusedMultiplyAdd: false)
 
     static let softmax: @Sendable (UnsafeMutablePointer<Float>, Int) -> Void = { FloatKernels.softmaxRow($0, count: $1) }
 

@@ -69,7 +69,7 @@ import TriageKernels
 
     @Test func attentionHeadMatchesReference() {
         var rng = SplitMix(seed: 6)
-        for (n, dh, queries) in [(1, 13, 1), (5, 12, 5), (17, 32, 17), (40, 13, 1), (129, 64, 7)] {
+        for (n, dh, queries) in [(1, 13, 1), (5, 12, 5), (17, 32, 17), (40, 13, 1), (129, 64, 7)] { for fused in [true, false] {
             let ld = 3 * dh + 5  // rows wider than one head, as in the fused projection
             let data = random(n * ld, &rng, scale: 2)
             var out = [Float](repeating: .nan, count: queries * dh)
@@ -79,7 +79,7 @@ import TriageKernels
                     scratch.withUnsafeMutableBufferPointer { sc in
                         FloatKernels.attentionHead(q: p.baseAddress!, k: p.baseAddress! + dh, v: p.baseAddress! + 2 * dh, ld: ld,
                                                    queries: queries, keys: n, headDim: dh, scale: 0.3, out: o.baseAddress!,
-                                                   ldo: dh, scratch: sc.baseAddress!)
+                                                   ldo: dh, scratch: sc.baseAddress!, fused: fused)
                     }
                 }
             }
@@ -87,7 +87,8 @@ import TriageKernels
             let ref = Reference.attentionHead(q: rows.prefix(queries).map { Array($0[0..<dh]) },
                                               k: rows.map { Array($0[dh..<(2 * dh)]) },
                                               v: rows.map { Array($0[(2 * dh)...]) }, scale: 0.3)
-            for (a, b) in zip(out, ref.joined()) { #expect(abs(a - b) <= 2e-5, "n=\(n) dh=\(dh)") }
+            for (a, b) in zip(out, ref.joined()) { #expect(abs(a - b) <= 2e-5, "n=\(n) dh=\(dh) fused=\(fused)") }
+        }
         }
     }
 

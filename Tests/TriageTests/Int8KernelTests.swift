@@ -107,7 +107,9 @@ import TriageKernelSelect
 import TriageSystem
 
 /// The FP32 glue of every instruction-set module against the portable one, bit for bit: the
-/// same source compiled for different CPUs must not change a single result.
+/// same source compiled for different CPUs must not change a single result. Attention in the
+/// SSE4 module, which rounds its multiply-adds apart (its CPUs have no FMA), is the exception:
+/// there it must agree to float rounding.
 @Suite struct GlueKernelTests {
     @Test(arguments: KernelSelection.available().map(\.name))
     func glueMatchesPortableBitForBit(kernelName: String) throws {
@@ -147,7 +149,12 @@ import TriageSystem
                     }
                 }
             }
-            #expect(same(o1, o2), "attention n=\(keys) dh=\(dh)")
+            if glue.fusedMultiplyAdd == base.fusedMultiplyAdd {
+                #expect(same(o1, o2), "attention n=\(keys) dh=\(dh)")
+            } else {
+                let worst = zip(o1, o2).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+                #expect(worst <= 1e-5, "attention n=\(keys) dh=\(dh): \(worst)")
+            }
             let s1 = QuantizationScratch(), s2 = QuantizationScratch()
             let q1 = s1.rows(rows, columns: n), q2 = s2.rows(rows, columns: n)
             glue.quantizeRows(x, rows, n, q1, 0..<rows)

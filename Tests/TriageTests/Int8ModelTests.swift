@@ -21,24 +21,33 @@ import TriageTensors
         }
     }
 
+    /// Bit for bit among kernels whose attention rounds alike (fused multiply-adds or not).
+    /// Between the two kinds a last-bit difference can move an activation across an INT8
+    /// rounding boundary, so the logits differ more than float rounding alone (0.0055 seen).
     @Test func identicalLogitsOnEveryKernelAndThreadCount() throws {
         let fp32 = try DistilBertWeights.load(directory: Self.dir)
         let int8 = try Quantizer.quantizeInMemory(fp32, embeddings: true)
         #expect(int8.isInt8)
-        var reference: [[Float]]? = nil
+        var reference: [Bool: [[Float]]] = [:]
         for kernel in KernelSelection.available() {
             for threads in [1, 2, 3] {
                 let model = DistilBertModel(weights: int8, runtime: Runtime(threads: threads, kernels: kernel))
                 var ws = Workspace()
                 let logits = try inputs().map { try model.forward($0, workspace: &ws).logits }
-                if let reference {
-                    let same = zip(logits.joined(), reference.joined()).allSatisfy { $0.bitPattern == $1.bitPattern }
-                    #expect(same, "\(kernel.name) with \(threads) threads differs")
+                let kind = kernel.glue.fusedMultiplyAdd
+                if let same = reference[kind] {
+                    let identical = zip(logits.joined(), same.joined()).allSatisfy { $0.bitPattern == $1.bitPattern }
+                    #expect(identical, "\(kernel.name) with \(threads) threads differs")
                 } else {
-                    reference = logits
+                    reference[kind] = logits
+                }
+                if let other = reference[!kind] {
+                    let worst = zip(logits.joined(), other.joined()).map { abs($0 - $1) }.max() ?? .nan
+                    #expect(worst <= 0.02, "\(kernel.name) against the other rounding: \(worst)")
                 }
             }
         }
+        #expect(reference.count == 2, "both kinds of attention ran")
     }
 
     @Test func staysCloseToFP32() throws {
