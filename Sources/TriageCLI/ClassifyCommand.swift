@@ -28,8 +28,10 @@ struct Classify: ParsableCommand {
             let inputs = try readInputs(texts)
             let classifier = try Classifier.load(directory: modelOptions.resolve(), options: runtimeOptions.classifierOptions)
             var workspace = Workspace()
+            // Wide enough for every label the model has, so the columns line up while streaming.
+            let labelWidth = max(5, classifier.labels.map(\.count).max() ?? 0)
             if !json {
-                StandardOutput.write(pad("LABEL", 28) + "  CONF   OOS  TEXT\n")
+                StandardOutput.write(pad("LABEL", labelWidth) + "  CONF   OOS  TEXT\n")
             }
             var start = 0
             while start < inputs.count {
@@ -41,7 +43,7 @@ struct Classify: ParsableCommand {
                         classificationJSON(text: text, r, labels: classifier.labels).write(to: &out)
                         out += "\n"
                     } else {
-                        out += pad(r.label, 28) + "  " + fixed(r.confidence, 3) + "  " + (r.outOfScope ? "yes" : "no ")
+                        out += pad(r.label, labelWidth) + "  " + fixed(r.confidence, 3) + "  " + (r.outOfScope ? "yes" : "no ")
                             + "  " + text + "\n"
                     }
                 }

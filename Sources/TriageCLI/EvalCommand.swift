@@ -68,9 +68,10 @@ struct Eval: ParsableCommand {
         s += "edge keeps (conf ≥ \(fixed(r.edgeThreshold, 2)))  \(pct(r.edgeKeptShare)) of in-scope queries, \(pct(r.edgeKeptAccuracy)) of them right\n"
         s += "out-of-scope kept        \(pct(r.outOfScopeKeptShare)) of out-of-scope queries\n"
         if !r.unknownLabels.isEmpty { s += "gold labels unknown to the model, counted as out of scope: \(r.unknownLabels.count)\n" }
-        s += "\n" + pad("CLASS", 34) + "PREC    REC     F1      SUPPORT\n"
+        let width = max(34, (r.perClass.map(\.label.count).max() ?? 0) + 2)
+        s += "\n" + pad("CLASS", width) + "PREC    REC     F1      SUPPORT\n"
         for c in r.perClass {
-            s += pad(c.label, 34) + pad(fixed(c.precision, 3), 8) + pad(fixed(c.recall, 3), 8) + pad(fixed(c.f1, 3), 8) + String(c.support) + "\n"
+            s += pad(c.label, width) + pad(fixed(c.precision, 3), 8) + pad(fixed(c.recall, 3), 8) + pad(fixed(c.f1, 3), 8) + String(c.support) + "\n"
         }
         s += "\nmost frequent confusions (gold → decided):\n"
         for c in r.confusions.prefix(10) { s += "  \(c.count)× \(c.gold) → \(c.predicted)\n" }
