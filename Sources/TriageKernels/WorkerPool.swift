@@ -15,9 +15,13 @@ public final class WorkerPool: @unchecked Sendable {
 
     private typealias Job = (Int) -> Void
     private var job: UnsafeMutablePointer<Job>? = nil
-    private var taskCount = 0
     /// High 32 bits: generation of the current job; low 32 bits: next task index.
     private let ticket = Atomic<UInt64>(0)
+    /// High 32 bits: generation; low 32 bits: its task count. Tagged with the generation
+    /// because a worker still leaving the previous job can read it after the next job has
+    /// begun: a plain count would then let it claim an index of the old generation that the
+    /// new one also runs (seen: a task run twice, another not at all).
+    private let limit = Atomic<UInt64>(0)
     private let generation = Atomic<UInt32>(0)
     private let pending = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
@@ -67,10 +71,11 @@ public final class WorkerPool: @unchecked Sendable {
             let slot = UnsafeMutablePointer<Job>.allocate(capacity: 1)
             slot.initialize(to: escaping)
             defer { slot.deinitialize(count: 1); slot.deallocate() }
+            precondition(count < 1 << 32)
             job = slot
-            taskCount = count
             pending.store(count, ordering: .relaxed)
             let gen = generation.load(ordering: .relaxed) &+ 1
+            limit.store(UInt64(gen) << 32 | UInt64(count), ordering: .releasing)
             ticket.store(UInt64(gen) << 32, ordering: .releasing)
             generation.store(gen, ordering: .releasing)
             pthread_mutex_lock(&mutex)
@@ -92,12 +97,17 @@ public final class WorkerPool: @unchecked Sendable {
         }
     }
 
+    /// Claims and runs tasks of generation `gen` until none is left. A successful claim of an
+    /// index below that generation's count means the job is unfinished, so `job` is still its
+    /// closure: the next job cannot start before every task of this one has been run.
     private func work(generation gen: UInt32) {
         while true {
             let t = ticket.load(ordering: .acquiring)
             if UInt32(truncatingIfNeeded: t >> 32) != gen { return }
+            let l = limit.load(ordering: .acquiring)
+            if UInt32(truncatingIfNeeded: l >> 32) != gen { return }
             let index = Int(t & 0xFFFF_FFFF)
-            if index >= taskCount { return }
+            if index >= Int(l & 0xFFFF_FFFF) { return }
             if ticket.compareExchange(expected: t, desired: t + 1, ordering: .acquiringAndReleasing).exchanged {
                 job!.pointee(index)
                 pending.subtract(1, ordering: .releasing)
