@@ -34,14 +34,15 @@ struct Bench: ParsableCommand {
     @Option(help: "Comma-separated sequence lengths.") var lengths = "8,16,32,64,128,256"
     @Option(help: "Engines to run: fp32, int8 (INT8 runs once per available kernel).") var engines = "fp32,int8"
     @Option(help: "Only these INT8 kernels (comma-separated; default: every one this CPU runs).") var kernels: String?
-    @Option(help: "Parts to run: kernels, latency, throughput, accuracy.") var parts = "kernels,latency,throughput,accuracy"
+    @Option(help: "Parts to run: kernels, latency, throughput, accuracy, profile (per-stage times; not in the default set).")
+    var parts = "kernels,latency,throughput,accuracy"
     @Option(help: ArgumentHelp("Labelled queries (JSONL) for FP32/INT8 agreement.", valueName: "FILE")) var data: String?
     @Option(help: "Minimum seconds per point.") var minTime = 1.0
     @Option(help: "Minimum runs per point.") var minRuns = 20
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-        for p in parts.split(separator: ",") where !["kernels", "latency", "throughput", "accuracy"].contains(String(p)) {
+        for p in parts.split(separator: ",") where !["kernels", "latency", "throughput", "accuracy", "profile"].contains(String(p)) {
             throw ValidationError("unknown part '\(p)'")
         }
         for e in engines.split(separator: ",") where !["fp32", "int8"].contains(String(e)) {
@@ -136,6 +137,22 @@ struct Bench: ParsableCommand {
                 text += "\n"
             }
 
+            if partSet.contains("profile") {
+                var models: [(String, DistilBertModel)] = []
+                if engineSet.contains("fp32") { models.append(("fp32", fp32Model)) }
+                if engineSet.contains("int8") { models += zip(int8Kernels, int8Models).map { ("int8/" + $0.name, $1) } }
+                var rows: [JSONValue] = []
+                for (engine, model) in models {
+                    for len in lens where len <= c.maxPositionEmbeddings {
+                        let input = PackedSequences(tokens: benchTokens(fp32, length: len), lengths: [len])
+                        let p = try profile(model, input)
+                        rows.append(p.json(engine: engine, tokens: len))
+                        text += p.table(engine: engine, tokens: len) + "\n"
+                    }
+                }
+                report.append(("profile", .array(rows)))
+            }
+
             if partSet.contains("throughput") && 128 <= c.maxPositionEmbeddings {
                 var rows: [JSONValue] = []
                 let batch = 32, len = 128
@@ -205,6 +222,29 @@ struct Bench: ParsableCommand {
             }
             StandardOutput.write(json ? JSONValue.object(report).serialized + "\n" : text)
         }
+    }
+
+    /// Forward passes with a profile attached: warm-up, then --min-runs passes and --min-time
+    /// seconds at least; each stage's median over the passes.
+    func profile(_ model: DistilBertModel, _ input: PackedSequences) throws -> StageProfile {
+        let profile = ForwardProfile()
+        var ws = Workspace()
+        ws.profile = profile
+        for _ in 0..<3 { _ = try model.forward(input, workspace: &ws) }
+        profile.reset()
+        var totals: [Double] = []
+        let start = Clock.seconds()
+        while totals.count < minRuns || Clock.seconds() - start < minTime {
+            profile.beginPass()
+            let t0 = Clock.nanoseconds()
+            _ = try model.forward(input, workspace: &ws)
+            totals.append(Double(Clock.nanoseconds() - t0) * 1e-9)
+            profile.endPass()
+            if totals.count >= 100_000 { break }
+        }
+        totals.sort()
+        return StageProfile(seconds: profile.medianSeconds(), work: profile.work, passP50: totals[totals.count / 2],
+                            runs: totals.count)
     }
 
     func benchTokens(_ classifier: Classifier, length: Int) -> [Int32] {
@@ -354,5 +394,42 @@ extension Substring {
         while s.first == " " { s.removeFirst() }
         while s.last == " " { s.removeLast() }
         return s
+    }
+}
+
+/// Each stage's median time over profiled passes, with its share and achieved rate.
+struct StageProfile {
+    var seconds: [Double], work: [Double], passP50: Double, runs: Int
+    var sum: Double { seconds.reduce(0, +) }
+    var totalOperations: Double { ForwardStage.allCases.filter(\.countsOperations).reduce(0) { $0 + work[$1.rawValue] } }
+
+    func rate(_ stage: ForwardStage) -> Double {
+        let s = seconds[stage.rawValue]
+        return s > 0 ? work[stage.rawValue] / s / 1e9 : 0
+    }
+
+    func json(engine: String, tokens: Int) -> JSONValue {
+        .object([
+            ("engine", .string(engine)), ("tokens", .int(tokens)), ("runs", .int(runs)),
+            ("pass_p50_ms", .number(passP50 * 1e3)), ("stage_sum_ms", .number(sum * 1e3)),
+            ("operations", .number(totalOperations)), ("effective_gops", .number(totalOperations / sum / 1e9)),
+            ("stages", .array(ForwardStage.allCases.map { stage in
+                .object([("stage", .string(stage.key)), ("ms", .number(seconds[stage.rawValue] * 1e3)),
+                         ("share", .number(sum > 0 ? seconds[stage.rawValue] / sum : 0)),
+                         (stage.countsOperations ? "gops" : "gbps", .number(rate(stage)))])
+            })),
+        ])
+    }
+
+    func table(engine: String, tokens: Int) -> String {
+        var t = "PROFILE \(engine), \(tokens) tokens: median per stage over \(runs) passes; sum \(fixed(sum * 1e3, 3)) ms "
+        t += "(pass p50 \(fixed(passP50 * 1e3, 3)) ms), \(fixed(totalOperations / sum / 1e9, 1)) GOP/s effective\n"
+        t += "STAGE                          ms       share   rate\n"
+        for stage in ForwardStage.allCases where work[stage.rawValue] > 0 || seconds[stage.rawValue] > 0 {
+            let unit = stage.countsOperations ? " GOP/s" : " GB/s"
+            t += pad(stage.name, 29) + pad(fixed(seconds[stage.rawValue] * 1e3, 3), 9) + "  "
+                + pad(fixed(sum > 0 ? seconds[stage.rawValue] / sum * 100 : 0, 1) + " %", 8) + fixed(rate(stage), 1) + unit + "\n"
+        }
+        return t
     }
 }

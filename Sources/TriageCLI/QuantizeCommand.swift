@@ -12,7 +12,10 @@ struct Quantize: ParsableCommand {
             quantized at run time, per row. The output is a model directory like the input \
             (config, tokenizer and calibration copied); the engine recognises it by its int8 \
             tensors. By default it is written beside the input as DIR-int8, which is where \
-            --int8 looks for it.
+            --int8 looks for it. Linear weights are stored in the INT8 kernels' packed layout \
+            (`<name>.weight_packed`, layout id in `__metadata__`), so loading is a memory map; \
+            --row-major stores them as plain [out × in] int8 matrices under their usual names, \
+            for other safetensors readers (triage packs those at load).
             """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -20,6 +23,8 @@ struct Quantize: ParsableCommand {
     var out: String?
     @Option(help: ArgumentHelp("Word embeddings: int8, or float to keep them as stored.", valueName: "int8|float"))
     var embeddings = "int8"
+    @Flag(help: "Store linear weights row-major under their usual names instead of the packed layout.")
+    var rowMajor = false
 
     func validate() throws {
         guard ["int8", "float"].contains(embeddings) else { throw ValidationError("--embeddings must be int8 or float") }
@@ -30,7 +35,8 @@ struct Quantize: ParsableCommand {
             let input = try modelOptions.resolve()
             let output = out ?? Classifier.int8Directory(for: input)
             let start = Clock.seconds()
-            try Quantizer.quantizeDirectory(from: input, to: output, embeddings: embeddings == "int8")
+            try Quantizer.quantizeDirectory(from: input, to: output, embeddings: embeddings == "int8",
+                                             layout: rowMajor ? .rowMajor : .packed)
             let inSize = FileSystem.fileSize(FileSystem.join(input, "model.safetensors")) ?? 0
             let outSize = FileSystem.fileSize(FileSystem.join(output, "model.safetensors")) ?? 0
             StandardError.write("quantized \(input) → \(output): \(outSize) bytes (input \(inSize) bytes) in \(fixed(Clock.seconds() - start, 2)) s\n")

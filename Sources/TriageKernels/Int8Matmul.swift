@@ -27,6 +27,9 @@ public final class PackedInt8Matrix: @unchecked Sendable {
 
     public static let blockWidth = 16
 
+    /// Keeps borrowed `data` alive (the memory-mapped file it points into); nil when owned.
+    private let owner: AnyObject?
+
     /// Packs a row-major [rows × columns] int8 matrix with one scale per row.
     public init(weights: UnsafePointer<Int8>, scales: [Float], rows: Int, columns: Int) {
         precondition(scales.count == rows)
@@ -34,17 +37,14 @@ public final class PackedInt8Matrix: @unchecked Sendable {
         self.columns = columns
         paddedColumns = (columns + 3) / 4 * 4
         blocks = (rows + 15) / 16
+        owner = nil
         let groups = paddedColumns / 4
         let bytes = blocks * groups * 64
         data = UnsafeMutableRawPointer.allocate(byteCount: max(64, bytes), alignment: 64)
             .bindMemory(to: Int8.self, capacity: max(64, bytes))
         data.initialize(repeating: 0, count: max(64, bytes))
-        let sumsCount = blocks * 16
-        columnSums = UnsafeMutablePointer<Int32>.allocate(capacity: sumsCount)
-        columnSums.initialize(repeating: 0, count: sumsCount)
-        let paddedScales = FloatBuffer(count: sumsCount)
+        var sums = [Int32](repeating: 0, count: rows)
         for n in 0..<rows {
-            paddedScales[n] = scales[n]
             let b = n / 16, lane = n % 16
             var sum: Int32 = 0
             for k in 0..<columns {
@@ -52,14 +52,52 @@ public final class PackedInt8Matrix: @unchecked Sendable {
                 sum += Int32(w)
                 data[((b * groups + k / 4) * 16 + lane) * 4 + k % 4] = w
             }
-            columnSums[n] = sum
+            sums[n] = sum
         }
-        self.scales = paddedScales
+        (self.scales, columnSums) = Self.padded(scales: scales, sums: sums, blocks: blocks)
+    }
+
+    /// Uses weights that are already in the packed layout, in place: `packed` must hold
+    /// `storedBytes` bytes, be 64-byte aligned and stay valid while `owner` lives (a
+    /// memory-mapped file). Loading an INT8 model is then a map, not a copy.
+    public init(packed: UnsafePointer<Int8>, owner: AnyObject, scales: [Float], sums: [Int32], rows: Int, columns: Int) {
+        precondition(scales.count == rows && sums.count == rows)
+        precondition(Int(bitPattern: packed) % 64 == 0, "packed INT8 weights must be 64-byte aligned")
+        self.rows = rows
+        self.columns = columns
+        paddedColumns = (columns + 3) / 4 * 4
+        blocks = (rows + 15) / 16
+        self.owner = owner
+        data = UnsafeMutablePointer(mutating: packed)
+        (self.scales, columnSums) = Self.padded(scales: scales, sums: sums, blocks: blocks)
+    }
+
+    /// Scales and weight sums padded with zeros to whole blocks, for the kernels' full-width loads.
+    static func padded(scales: [Float], sums: [Int32], blocks: Int) -> (FloatBuffer, UnsafeMutablePointer<Int32>) {
+        let count = blocks * 16
+        let paddedScales = FloatBuffer(count: count)
+        let paddedSums = UnsafeMutablePointer<Int32>.allocate(capacity: count)
+        paddedSums.initialize(repeating: 0, count: count)
+        for n in scales.indices { paddedScales[n] = scales[n]; paddedSums[n] = sums[n] }
+        return (paddedScales, paddedSums)
     }
 
     deinit {
-        data.deallocate()
+        if owner == nil { data.deallocate() }
         columnSums.deallocate()
+    }
+
+    /// True when the weights are read in place from a memory-mapped file.
+    public var isBorrowed: Bool { owner != nil }
+
+    /// The per-channel sums of the int8 weights (the zero-point correction), unpadded.
+    public var weightSums: [Int32] { (0..<rows).map { columnSums[$0] } }
+
+    /// The weights back in row-major order.
+    public func rowMajor() -> [Int8] {
+        var out = [Int8](repeating: 0, count: rows * columns)
+        for n in 0..<rows { for k in 0..<columns { out[n * columns + k] = weight(n, k) } }
+        return out
     }
 
     /// The int8 weight at (n, k), read back from the packed layout.

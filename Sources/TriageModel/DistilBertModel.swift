@@ -45,6 +45,8 @@ public final class Workspace {
     var hidden = ScratchBuffer(), scores = ScratchBuffer()
     var clsX = ScratchBuffer(), clsCtx = ScratchBuffer(), clsTmp = ScratchBuffer(), clsHidden = ScratchBuffer()
     let quantized = QuantizationScratch()
+    /// When set, each forward pass run with this workspace books its stages' times here.
+    public var profile: ForwardProfile?
     public init() {}
 }
 
@@ -86,13 +88,16 @@ public final class DistilBertModel: Sendable {
         let hidden = ws.hidden.pointer(count: total * c.hiddenDim)
         let scores = ws.scores.pointer(count: runtime.threads * AttentionHeadArguments.scratchCount(keys: maxLen, headDim: c.headDim))
 
+        let profile = ws.profile
+        var t = profile == nil ? 0 : ForwardProfile.now()
         embeddings(input, offsets: offsets, into: x)
+        profile?.add(.embedding, since: &t, work: Double(total * d * 4 * 4))
         for (l, layer) in weights.layers.enumerated() {
             let rows = total
-            linear(layer.qkv, x, rows: rows, into: qkv, ws)
+            linear(layer.qkv, x, rows: rows, into: qkv, ws, .qkv)
             if l < c.nLayers - 1 {
                 attention(qkv: qkv, lengths: input.lengths, offsets: offsets, queriesPerSequence: nil,
-                          scores: scores, into: ctx)
+                          scores: scores, into: ctx, profile: profile)
                 attentionOutputAndFFN(layer, x: x, ctx: ctx, rows: rows, tmp: tmp, hidden: hidden, ws)
             } else {
                 // Only [CLS] feeds the head: the last layer's queries, attention output and
@@ -103,7 +108,7 @@ public final class DistilBertModel: Sendable {
                 let clsHidden = ws.clsHidden.pointer(count: batch * c.hiddenDim)
                 for b in 0..<batch { (clsX + b * d).update(from: x + offsets[b] * d, count: d) }
                 attention(qkv: qkv, lengths: input.lengths, offsets: offsets, queriesPerSequence: 1,
-                          scores: scores, into: clsCtx)
+                          scores: scores, into: clsCtx, profile: profile)
                 attentionOutputAndFFN(layer, x: clsX, ctx: clsCtx, rows: batch, tmp: clsTmp, hidden: clsHidden, ws)
             }
         }
@@ -111,7 +116,9 @@ public final class DistilBertModel: Sendable {
         var output = ModelOutput(cls: Array(UnsafeBufferPointer(start: clsOut, count: batch * d)), logits: [],
                                  dim: d, labelCount: weights.head == nil ? 0 : c.labels.count)
         if let head = weights.head {
+            t = profile == nil ? 0 : ForwardProfile.now()
             output.logits = classify(head, cls: clsOut, batch: batch, scratch: ws.clsTmp.pointer(count: batch * d), ws)
+            profile?.add(.head, since: &t, work: Double(2 * batch * d * (d + head.classifier.outFeatures)))
         }
         return output
     }
@@ -135,8 +142,10 @@ public final class DistilBertModel: Sendable {
     /// `queriesPerSequence` set, only that many leading queries per sequence are computed and
     /// their contexts are written one sequence after another.
     func attention(qkv: UnsafeMutablePointer<Float>, lengths: [Int], offsets: [Int], queriesPerSequence: Int?,
-                   scores: UnsafeMutablePointer<Float>, into ctx: UnsafeMutablePointer<Float>)
+                   scores: UnsafeMutablePointer<Float>, into ctx: UnsafeMutablePointer<Float>,
+                   profile: ForwardProfile? = nil)
     {
+        var t = profile == nil ? 0 : ForwardProfile.now()
         let c = config, d = c.dim, dh = c.headDim, ld = 3 * d
         let scale = 1 / Float(dh).squareRoot()
         let maxLen = lengths.max() ?? 0
@@ -158,14 +167,36 @@ public final class DistilBertModel: Sendable {
             }
         }
         if chunks == 1 { body(0) } else { runtime.pool.run(chunks, body) }
+        guard let profile else { return }
+        profile.add(.attention, since: &t, work: Double(2 * work))
+        // Softmax again on the same shapes and thread split, timed alone (see ForwardProfile).
+        let softmax = runtime.kernels.glue.softmaxRow
+        let probe = { (chunk: Int) in
+            let row = scores + chunk * perChunk
+            for task in (tasks * chunk / chunks)..<(tasks * (chunk + 1) / chunks) {
+                let n = lengths[task / c.nHeads]
+                for _ in 0..<min(queriesPerSequence ?? n, n) {
+                    for j in 0..<n { row[j] = Float(j & 7) * 0.125 }
+                    softmax(row, n)
+                }
+            }
+        }
+        let fill = ForwardProfile.now()
+        if chunks == 1 { probe(0) } else { runtime.pool.run(chunks, probe) }
+        let elapsed = Double(ForwardProfile.now() &- fill) * 1e-9
+        profile.move(elapsed, from: .attention, to: .softmax)
+        profile.addWork(.softmax, Double(work / (d * 2) * c.nHeads * 8))
     }
 
     /// y = x · Wᵀ + bias through OpenBLAS (FP32) or the INT8 kernel, split by output
     /// columns across the pool.
     func linear(_ l: Linear, _ x: UnsafeMutablePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>,
-                _ ws: Workspace)
+                _ ws: Workspace, _ stage: ForwardStage? = nil)
     {
         let n = l.outFeatures, k = l.inFeatures
+        let profile = stage == nil ? nil : ws.profile
+        var t = profile == nil ? 0 : ForwardProfile.now()
+        defer { if let stage { profile?.add(stage, since: &t, work: Double(2 * rows * n * k)) } }
         let parallel = rows * n * k >= Self.parallelThreshold && runtime.threads > 1
         switch l.weight {
         case let .float(w):
@@ -182,6 +213,7 @@ public final class DistilBertModel: Sendable {
             } else {
                 quantize(x, rows, k, q, 0..<rows)
             }
+            profile?.add(.quantize, since: &t, work: Double(rows * k * 5))
             let kernel = runtime.kernels
             let args = Int8GemmArguments(a: q, w: w, bias: l.bias.pointer, out: y, ldo: n, rowRange: 0..<rows,
                                          blockRange: 0..<w.blocks)
@@ -201,13 +233,20 @@ public final class DistilBertModel: Sendable {
                                ctx: UnsafeMutablePointer<Float>, rows: Int,
                                tmp: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>, _ ws: Workspace)
     {
-        let c = config
-        linear(layer.outLin, ctx, rows: rows, into: tmp, ws)
+        let c = config, profile = ws.profile
+        let normBytes = Double(rows * c.dim * 12)
+        linear(layer.outLin, ctx, rows: rows, into: tmp, ws, .outLin)
+        var t = profile == nil ? 0 : ForwardProfile.now()
         addLayerNorm(tmp, residual: x, rows: rows, layer.saLayerNorm)
-        linear(layer.lin1, tmp, rows: rows, into: hidden, ws)
+        profile?.add(.saLayerNorm, since: &t, work: normBytes)
+        linear(layer.lin1, tmp, rows: rows, into: hidden, ws, .lin1)
+        t = profile == nil ? 0 : ForwardProfile.now()
         activation(hidden, count: rows * c.hiddenDim)
-        linear(layer.lin2, hidden, rows: rows, into: x, ws)
+        profile?.add(.activation, since: &t, work: Double(rows * c.hiddenDim * 8))
+        linear(layer.lin2, hidden, rows: rows, into: x, ws, .lin2)
+        t = profile == nil ? 0 : ForwardProfile.now()
         addLayerNorm(x, residual: tmp, rows: rows, layer.outputLayerNorm)
+        profile?.add(.outputLayerNorm, since: &t, work: normBytes)
     }
 
     func addLayerNorm(_ x: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>, rows: Int,

@@ -146,8 +146,9 @@ public final class DistilBertWeights: @unchecked Sendable {
         var config = inConfig
         self.file = file
         let prefix = file.info("distilbert.embeddings.word_embeddings.weight") != nil ? "distilbert." : ""
-        let hasHead = file.info("classifier.weight") != nil || file.info("pre_classifier.weight") != nil
-        if hasHead, config.labels.isEmpty, let rows = file.info("classifier.weight")?.shape.first {
+        let hasHead = ["classifier.weight", "pre_classifier.weight", "classifier.weight_packed"].contains { file.info($0) != nil }
+        if hasHead, config.labels.isEmpty,
+           let rows = (file.info("classifier.weight") ?? file.info("classifier.weight_scale"))?.shape.first {
             config.labels = (0..<rows).map { "LABEL_\($0)" }
         }
         self.config = config
@@ -155,6 +156,19 @@ public final class DistilBertWeights: @unchecked Sendable {
         // Check everything first so one error lists every problem. An int8 weight (a linear
         // layer's or the word embeddings') brings a float scale per row beside it.
         var expected = Self.expectedTensors(config, prefix: prefix, head: hasHead)
+        let layout = file.metadata(Quantizer.layoutKey)
+        if let layout, layout != Quantizer.packedLayout {
+            throw ModelError("\(file.path) stores its INT8 weights in layout '\(layout)', which this triage cannot read (it reads '\(Quantizer.packedLayout)'); quantize the FP32 model again with this version")
+        }
+        var inFeatures: [String: Int] = [:]
+        for (name, _, k) in Self.linearLayers(config, prefix: prefix, head: hasHead) { inFeatures[name + ".weight"] = k }
+        let packedLinears = layout == nil ? Set<String>() : Set(inFeatures.keys)
+        expected = expected.flatMap { (name, shape) -> [(String, [Int])] in
+            guard packedLinears.contains(name) else { return [(name, shape)] }
+            let base = String(name.dropLast(".weight".count)), n = shape[0], k = shape[1]
+            return [(base + ".weight_packed", [(n + 15) / 16, (k + 3) / 4, 16, 4]),
+                    (base + ".weight_scale", [n]), (base + ".weight_sum", [n])]
+        }
         for (name, shape) in expected where name.hasSuffix(".weight") && shape.count == 2 {
             if file.info(name)?.dtype == .I8 {
                 expected.append((name.dropLast(".weight".count) + ".weight_scale", [shape[0]]))
@@ -167,6 +181,7 @@ public final class DistilBertWeights: @unchecked Sendable {
             guard let t = file.info(name) else { missing.append(name); continue }
             if t.shape != shape { misShaped.append("\(name) is \(t.shape), expected \(shape)") }
             let allowed: [DType] = name.hasSuffix(".weight_scale") ? [.F32]
+                : name.hasSuffix(".weight_packed") ? [.I8] : name.hasSuffix(".weight_sum") ? [.I32]
                 : int8Allowed.contains(name) ? [.F32, .F16, .BF16, .I8] : [.F32, .F16, .BF16]
             if !allowed.contains(t.dtype) { badType.append("\(name) is \(t.dtype.rawValue)") }
         }
@@ -185,8 +200,45 @@ public final class DistilBertWeights: @unchecked Sendable {
         func layerNorm(_ name: String) -> LayerNormWeights {
             LayerNormWeights(gamma: floats(name + ".weight"), beta: floats(name + ".bias"))
         }
+        /// Packed INT8 weights of one or more stacked layers: read in place from the mapping
+        /// when they lie back to back, aligned and in whole blocks (as `triage quantize`
+        /// writes them); otherwise unpacked and packed again as one matrix.
+        func packedStack(_ names: [String]) -> PackedInt8Matrix {
+            let infos = names.map { file.info($0 + ".weight_packed")! }
+            let rows = names.map { file.info($0 + ".weight_scale")!.shape[0] }
+            let n = rows.reduce(0, +), columns = inFeatures[names[0] + ".weight"]!
+            var scales: [Float] = [], sums: [Int32] = []
+            for name in names {
+                scales += try! file.floats(name + ".weight_scale")
+                sums += try! file.int32s(name + ".weight_sum")
+            }
+            let regions = infos.map { file.bytes(of: $0) }
+            let adjacent = zip(regions, regions.dropFirst()).allSatisfy { $0.baseAddress! + $0.count == $1.baseAddress! }
+            let start = regions[0].baseAddress!
+            if adjacent && rows.dropLast().allSatisfy({ $0 % 16 == 0 }) && Int(bitPattern: start) % 64 == 0 {
+                return PackedInt8Matrix(packed: start.assumingMemoryBound(to: Int8.self), owner: file,
+                                        scales: scales, sums: sums, rows: n, columns: columns)
+            }
+            var values: [Int8] = []
+            values.reserveCapacity(n * columns)
+            for (region, count) in zip(regions, rows) {
+                let groups = (columns + 3) / 4
+                for r in 0..<count {
+                    for c in 0..<columns {
+                        values.append(Int8(bitPattern: region[(((r / 16) * groups + c / 4) * 16 + r % 16) * 4 + c % 4]))
+                    }
+                }
+            }
+            return values.withUnsafeBufferPointer { PackedInt8Matrix(weights: $0.baseAddress!, scales: scales, rows: n, columns: columns) }
+        }
         /// Several linear layers with the same input, stacked into one product (q, k, v).
         func linear(_ names: [String]) -> Linear {
+            if !packedLinears.isEmpty {
+                var bias: [Float] = []
+                for name in names { bias += try! file.floats(name + ".bias") }
+                let w = packedStack(names)
+                return Linear(weight: .int8(w), bias: FloatBuffer(bias), inFeatures: w.columns, outFeatures: w.rows)
+            }
             let infos = names.map { file.info($0 + ".weight")! }
             let k = infos[0].shape[1], n = infos.reduce(0) { $0 + $1.shape[0] }
             var bias: [Float] = []

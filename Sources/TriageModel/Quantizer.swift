@@ -9,27 +9,65 @@ import TriageTensors
 /// written to `__metadata__`, so the file is still readable by any safetensors reader.
 public enum Quantizer {
     public static let metadataKey = "triage_quantization"
+    /// Names the on-disk order of packed INT8 weights; a file with another id is refused,
+    /// one without the key is row-major (packed at load).
+    public static let layoutKey = "triage_int8_layout"
+    public static let packedLayout = "blocks16x4-v1"
+
+    /// How int8 linear weights are stored: row-major [out × in] under the usual names, which
+    /// any safetensors reader understands, or already in the kernels' packed layout
+    /// (`<name>.weight_packed` [blocks, k/4, 16, 4] with its `.weight_sum`), which loads as a
+    /// memory map with nothing to convert.
+    public enum Layout: Sendable { case rowMajor, packed }
 
     public static func quantize(_ source: SafeTensorsFile, config: DistilBertConfig,
-                                embeddings: Bool) throws -> SafeTensorsWriter {
+                                embeddings: Bool, layout: Layout = .packed) throws -> SafeTensorsWriter {
         let prefix = source.info("distilbert.embeddings.word_embeddings.weight") != nil ? "distilbert." : ""
         let hasHead = source.info("classifier.weight") != nil
-        var targets = Set(DistilBertWeights.linearLayers(config, prefix: prefix, head: hasHead).map { $0.0 + ".weight" })
+        let linears = DistilBertWeights.linearLayers(config, prefix: prefix, head: hasHead).map { $0.0 + ".weight" }
+        var targets = Set(linears)
         if embeddings { targets.insert("\(prefix)embeddings.word_embeddings.weight") }
         var w = SafeTensorsWriter()
         w.metadata = [("format", "pt"), (metadataKey, "int8"),
                       ("weights", "int8 symmetric, one scale per output channel"),
                       ("activations", "uint8 asymmetric, dynamic, one scale and zero point per row"),
                       ("word_embeddings", embeddings ? "int8 symmetric, one scale per row" : "unchanged")]
-        for t in source.tensors {
+        func quantized(_ t: TensorInfo) throws -> (values: [Int8], scales: [Float]) {
+            guard t.shape.count == 2, [.F32, .F16, .BF16].contains(t.dtype) else {
+                throw ModelError("\(t.name) is \(t.dtype.rawValue) \(t.shape); the quantizer needs a float matrix (is the model already int8?)")
+            }
+            let floats = try source.floats(t.name)
+            return floats.withUnsafeBufferPointer {
+                Int8Quantization.quantizeWeights($0.baseAddress!, rows: t.shape[0], columns: t.shape[1])
+            }
+        }
+        var packedNames = Set<String>()
+        if layout == .packed {
+            // Packed weights first, in layer order: each is a whole number of 64-byte groups,
+            // so with the data section 64-byte aligned every one starts aligned, and q, k and
+            // v lie back to back, the stacked q/k/v product the model runs.
+            w.metadata.append((layoutKey, packedLayout))
+            w.alignment = 64
+            var perChannel: [(String, [Float], [Int32])] = []
+            for name in linears {
+                guard let t = source.info(name) else { continue }
+                let (q, scales) = try quantized(t)
+                let n = t.shape[0], k = t.shape[1]
+                let packed = q.withUnsafeBufferPointer { PackedInt8Matrix(weights: $0.baseAddress!, scales: scales, rows: n, columns: k) }
+                let base = String(name.dropLast(".weight".count))
+                w.add(base + ".weight_packed", dtype: .I8, shape: [packed.blocks, packed.paddedColumns / 4, 16, 4],
+                      bytes: Array(UnsafeRawBufferPointer(start: packed.data, count: packed.storedBytes)))
+                perChannel.append((base, scales, packed.weightSums))
+                packedNames.insert(name)
+            }
+            for (base, scales, sums) in perChannel {
+                w.add(base + ".weight_scale", shape: [scales.count], floats: scales)
+                w.add(base + ".weight_sum", shape: [sums.count], int32s: sums)
+            }
+        }
+        for t in source.tensors where !packedNames.contains(t.name) {
             if targets.contains(t.name) {
-                guard t.shape.count == 2, [.F32, .F16, .BF16].contains(t.dtype) else {
-                    throw ModelError("\(t.name) is \(t.dtype.rawValue) \(t.shape); the quantizer needs a float matrix (is the model already int8?)")
-                }
-                let floats = try source.floats(t.name)
-                let (q, scales) = floats.withUnsafeBufferPointer {
-                    Int8Quantization.quantizeWeights($0.baseAddress!, rows: t.shape[0], columns: t.shape[1])
-                }
+                let (q, scales) = try quantized(t)
                 w.add(t.name, shape: t.shape, int8s: q)
                 w.add(t.name + "_scale", shape: [t.shape[0]], floats: scales)
             } else {
@@ -42,10 +80,11 @@ public enum Quantizer {
     /// Writes the INT8 model directory: the quantized weights; the config, tokenizer,
     /// calibration, answer book and licence files copied unchanged; and the model card with a
     /// note saying what was quantized and that its figures are the FP32 model's.
-    public static func quantizeDirectory(from input: String, to output: String, embeddings: Bool) throws {
+    public static func quantizeDirectory(from input: String, to output: String, embeddings: Bool,
+                                         layout: Layout = .packed) throws {
         let weights = try DistilBertWeights.load(directory: input)
         guard !weights.isInt8 else { throw ModelError("\(input) is already an INT8 model") }
-        let writer = try quantize(weights.file, config: weights.config, embeddings: embeddings)
+        let writer = try quantize(weights.file, config: weights.config, embeddings: embeddings, layout: layout)
         try FileSystem.createDirectory(output)
         for name in ["config.json", "vocab.txt", "tokenizer_config.json", "tokenizer.json", "special_tokens_map.json",
                      "triage.json", "answers.json", "DATA_LICENSE.txt", "LICENSE"] where FileSystem.exists(FileSystem.join(input, name)) {

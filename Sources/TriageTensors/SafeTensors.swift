@@ -218,6 +218,14 @@ public final class SafeTensorsFile: @unchecked Sendable {
         guard t.dtype == .I8 else { throw SafeTensorsError.unsupportedDType(tensor: name, dtype: t.dtype, wanted: "I8") }
         return Array(bytes(of: t).bindMemory(to: Int8.self))
     }
+
+    /// An I32 tensor (little-endian), copied.
+    public func int32s(_ name: String) throws -> [Int32] {
+        guard let t = info(name) else { throw SafeTensorsError.missingTensor(name) }
+        guard t.dtype == .I32 else { throw SafeTensorsError.unsupportedDType(tensor: name, dtype: t.dtype, wanted: "I32") }
+        let src = bytes(of: t)
+        return (0..<t.elementCount).map { Int32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) }
+    }
 }
 
 /// Exact widening of half-precision formats to FP32.

@@ -2,10 +2,12 @@ import TriageJSON
 import TriageSystem
 
 /// Builds a safetensors file: tensors are laid out in the order they are added, the header
-/// is padded with spaces to a multiple of 8 bytes so that the data section stays aligned.
+/// is padded with spaces so that the data section starts at a multiple of `alignment` bytes
+/// (8 by default; 64 for weights read in place by the SIMD kernels).
 public struct SafeTensorsWriter {
     private var entries: [(name: String, dtype: DType, shape: [Int], bytes: [UInt8])] = []
     public var metadata: [(String, String)] = []
+    public var alignment = 8
 
     public init() {}
 
@@ -29,6 +31,10 @@ public struct SafeTensorsWriter {
         add(name, dtype: .I8, shape: shape, bytes: int8s.map { UInt8(bitPattern: $0) })
     }
 
+    public mutating func add(_ name: String, shape: [Int], int32s: [Int32]) {
+        add(name, dtype: .I32, shape: shape, bytes: int32s.withUnsafeBytes { Array($0) })
+    }
+
     public func serialize() -> [UInt8] {
         var header: [(String, JSONValue)] = []
         if !metadata.isEmpty { header.append(("__metadata__", .object(metadata.map { ($0.0, .string($0.1)) }))) }
@@ -42,7 +48,7 @@ public struct SafeTensorsWriter {
             offset += e.bytes.count
         }
         var text = Array(JSONValue.object(header).serialized.utf8)
-        while (8 + text.count) % 8 != 0 { text.append(0x20) }
+        while (8 + text.count) % max(8, alignment) != 0 { text.append(0x20) }
         var out = [UInt8](); out.reserveCapacity(8 + text.count + offset)
         let n = UInt64(text.count)
         for i in 0..<8 { out.append(UInt8(truncatingIfNeeded: n >> (8 * UInt64(i)))) }

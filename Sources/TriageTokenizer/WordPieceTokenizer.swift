@@ -87,9 +87,7 @@ public final class WordPieceTokenizer: Sendable {
         let vocabPath = FileSystem.join(directory, "vocab.txt")
         let text: String
         do { text = try FileSystem.readText(vocabPath) } catch { throw TokenizerError("\(error)") }
-        var vocab = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
-            line.hasSuffix("\r") ? String(line.dropLast()) : String(line)
-        }
+        var vocab = vocabularyLines(text)
         if vocab.last == "" { vocab.removeLast() }
         guard !vocab.isEmpty else { throw TokenizerError("\(vocabPath) is empty") }
 
@@ -111,6 +109,25 @@ public final class WordPieceTokenizer: Sendable {
             }
         }
         return try WordPieceTokenizer(vocabulary: vocab, options: options)
+    }
+
+    /// The lines of vocab.txt (a trailing CR dropped), split over the UTF-8 bytes: splitting
+    /// the String by Characters cost ~130 M instructions for a 30,522-token vocabulary, a
+    /// third of a one-query process.
+    static func vocabularyLines(_ text: String) -> [String] {
+        var text = text
+        return text.withUTF8 { bytes in
+            var lines: [String] = []
+            lines.reserveCapacity(32_768)
+            var start = 0
+            for i in 0...bytes.count where i == bytes.count || bytes[i] == UInt8(ascii: "\n") {
+                var end = i
+                if end > start && bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+                lines.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self))
+                start = i + 1
+            }
+            return lines
+        }
     }
 
     public func id(of token: String) -> Int32? { ids[token] }

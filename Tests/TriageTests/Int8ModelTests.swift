@@ -67,7 +67,8 @@ import TriageTensors
     @Test func quantizedDirectoryRoundTrips() throws {
         let out = NSTemporaryDirectory() + "triage-int8-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: out) }
-        try Quantizer.quantizeDirectory(from: Self.dir, to: out, embeddings: true)
+        // Row-major: the layout other safetensors readers understand (PackedLayoutTests has the packed one).
+        try Quantizer.quantizeDirectory(from: Self.dir, to: out, embeddings: true, layout: .rowMajor)
         let file = try SafeTensorsFile(path: out + "/model.safetensors")
         #expect(file.metadata(Quantizer.metadataKey) == "int8")
         #expect(file.info("distilbert.transformer.layer.0.ffn.lin1.weight")?.dtype == .I8)
