@@ -141,7 +141,8 @@ public final class Cascade: Sendable {
             d.cached = true
             return
         }
-        let messages = history + [.user(query)]
+        // The same turns as the cache key: an answer is reused only in the context it was given in.
+        let messages = Array(history.suffix(cache.historyTurns)) + [.user(query)]
         let system = options.shadow ? shadowPrompt() : options.systemPrompt
         var tiers: [(CloudTierClient, Route)] = []
         if !firstLarge, let small { tiers.append((small, .small)) }

@@ -18,7 +18,10 @@ public struct TriageConfig: Sendable {
     public var caFile: String? = nil
     public var cacheTTL = 300.0
     public var cacheCapacity = 1000
-    public var cacheHistoryTurns = 2
+    /// Conversation turns that go to the cloud with the query, and into the cache key.
+    public var cacheHistoryTurns = 3
+    /// The response cache file; "memory" for this process only; nil for the default file.
+    public var cachePath: String? = nil
     public var recordPath: String? = nil
     public var edgeCostUSD = 0.0
     public var systemPrompt: String? = nil
@@ -80,6 +83,9 @@ public struct TriageConfig: Sendable {
                     case "ttl_seconds": c.cacheTTL = try positive(v, "cache.ttl_seconds")
                     case "max_entries": c.cacheCapacity = Int(try positive(v, "cache.max_entries"))
                     case "history_turns": c.cacheHistoryTurns = Int(try positive(v, "cache.history_turns", allowZero: true))
+                    case "path":
+                        guard let s = v.stringValue, !s.isEmpty else { throw CascadeError("cache.path must be a file path or \"memory\"") }
+                        c.cachePath = s
                     default: throw CascadeError("unknown key cache.\(k)")
                     }
                 }

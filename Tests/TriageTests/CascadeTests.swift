@@ -337,7 +337,7 @@ import TriageTestSupport
         #expect(c.policy == d.policy)
         #expect(c.small == d.small && c.large == d.large)
         #expect(c.router == d.router)
-        #expect(c.cacheTTL == 300 && c.cacheCapacity == 1000 && c.cacheHistoryTurns == 2)
+        #expect(c.cacheTTL == 300 && c.cacheCapacity == 1000 && c.cacheHistoryTurns == 3 && c.cachePath == nil)
         #expect(c.baseURL == "https://api.anthropic.com")
     }
 

@@ -61,13 +61,15 @@ func runTriage(_ arguments: [String], stdin: String? = nil, environment: [String
         process.executableURL = URL(fileURLWithPath: Paths.triage)
         process.arguments = arguments
     }
-    var env = ProcessInfo.processInfo.environment
-    for (k, v) in environment { env[k] = v }
-    process.environment = env
     // Output goes to files, so neither pipe can fill up and block the child.
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("triage-test-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: dir) }
+    var env = ProcessInfo.processInfo.environment
+    // Each run gets its own response cache unless the test shares one on purpose.
+    env["XDG_CACHE_HOME"] = dir.path
+    for (k, v) in environment { env[k] = v }
+    process.environment = env
     let outURL = dir.appendingPathComponent("out"), errURL = dir.appendingPathComponent("err")
     _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
     _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
