@@ -67,6 +67,9 @@ public final class Classifier: Sendable {
 
     /// Names the model in records: the directory's name and a fingerprint of its config,
     /// calibration and tensor layout (cheap to compute, unlike hashing every weight).
+    /// `name[-int8]@` + 12 hex digits over config.json, triage.json (calibration, routing),
+    /// the tensor list and a fingerprint of every weight byte: it changes whenever any of
+    /// them does. Computed on each call (a few milliseconds for the weights): keep it.
     public var modelVersion: String {
         var name = directory
         while name.count > 1 && name.hasSuffix("/") { name.removeLast() }
@@ -77,7 +80,8 @@ public final class Classifier: Sendable {
         }
         let f = model.weights.file
         material += f.tensors.map { "\($0.name):\($0.dtype.rawValue):\($0.shape)" }.joined(separator: ";")
-        material += String(f.tensors.last?.dataRange.upperBound ?? 0)
+        // The weights' bytes themselves: a retrained model of the same shape is a new version.
+        material += String(Fingerprint.of(f.dataSection), radix: 16)
         return name + (model.weights.isInt8 ? "-int8" : "") + "@" + String(SHA256.hex(material).prefix(12))
     }
 

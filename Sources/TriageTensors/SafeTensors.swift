@@ -190,6 +190,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
 
     public func metadata(_ key: String) -> String? { metadata.first { $0.0 == key }?.1 }
 
+    /// The whole data section (every tensor's bytes), inside the mapping.
+    public var dataSection: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: fileBytes[dataStart...]) }
+
     /// The raw little-endian bytes of a tensor, inside the mapping (no copy).
     public func bytes(of tensor: TensorInfo) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: fileBytes[(dataStart + tensor.dataRange.lowerBound)..<(dataStart + tensor.dataRange.upperBound)])
