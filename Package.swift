@@ -1,7 +1,12 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Data flows tokenizer → tensors → kernels → model → classifier → CLI; each module
+// TRIAGE_CLI_ONLY=1 builds the command-line tool without `serve`, and so without SwiftNIO
+// and Hummingbird (the binary is several times smaller; see README, "triage serve").
+let cliOnly = Context.environment["TRIAGE_CLI_ONLY"] == "1"
+
+// Data flows tokenizer → tensors → kernels → model → classifier → cascade → record →
+// service → HTTP → CLI; each module
 // depends only on modules earlier in that chain.
 let package = Package(
     name: "triage",
@@ -12,11 +17,19 @@ let package = Package(
             "TriageSystem", "TriageJSON", "TriageTokenizer", "TriageTensors", "TriageKernels",
             "TriageKernelsSSE4", "TriageKernelsAVX2", "TriageKernelsAVX512", "TriageKernelSelect",
             "TriageModel", "TriageClassifier", "TriageCloud", "TriageAnswers", "TriageCascade", "TriageRecord",
+            "TriageService",
         ]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-    ],
+    ] + (cliOnly ? [] : [
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ]),
     targets: [
         // System libraries: the only two things an edge box needs besides the binary.
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
@@ -58,11 +71,19 @@ let package = Package(
         ]),
         // The durable decision record (SQLite) and the operator's report.
         .target(name: "TriageRecord", dependencies: ["CSQLite", "TriageJSON", "TriageSystem", "TriageCascade"]),
+        // The assembled engine shared by the CLI and the server: configuration, model, answer
+        // book, tiers, cache, record; the wire JSON; error kinds; the batching queue.
+        .target(name: "TriageService", dependencies: [
+            "TriageJSON", "TriageSystem", "TriageKernels", "TriageModel", "TriageClassifier", "TriageCloud",
+            "TriageAnswers", "TriageCascade", "TriageRecord",
+        ]),
         .executableTarget(name: "TriageCLI", dependencies: [
             "TriageSystem", "TriageJSON", "TriageTokenizer", "TriageTensors", "TriageKernels", "TriageModel",
             "TriageClassifier", "TriageKernelSelect", "TriageCloud", "TriageAnswers", "TriageCascade", "TriageRecord",
+            "TriageService",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ] + (cliOnly ? [] : ["TriageHTTP"]),
+        swiftSettings: cliOnly ? [] : [.define("TRIAGE_SERVE")]),
 
         .testTarget(name: "TriageTests", dependencies: [
             "TriageSystem", "TriageJSON", "TriageTokenizer", "TriageTensors", "TriageKernels", "TriageModel",
@@ -74,6 +95,22 @@ let package = Package(
         .testTarget(name: "TriageCloudTests", dependencies: ["TriageCloud", "TriageJSON", "TriageSystem", "TriageTestSupport"]),
         .testTarget(name: "TriageAnswersTests", dependencies: ["TriageAnswers", "TriageJSON", "TriageSystem"]),
         .testTarget(name: "TriageRecordTests", dependencies: ["TriageRecord", "TriageCascade", "TriageJSON", "TriageSystem"]),
-    ],
+    ] + (cliOnly ? [] : [
+        // `triage serve`: handlers, status mapping, metrics and lifecycle over TriageService.
+        .target(name: "TriageHTTP", dependencies: [
+            "TriageJSON", "TriageSystem", "TriageClassifier", "TriageCascade", "TriageService",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+        ]),
+        .testTarget(name: "TriageHTTPTests", dependencies: [
+            "TriageHTTP", "TriageService", "TriageClassifier", "TriageCloud", "TriageJSON", "TriageSystem",
+            "TriageTestSupport",
+        ]),
+    ]),
     swiftLanguageModes: [.v6]
 )

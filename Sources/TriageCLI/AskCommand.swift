@@ -6,6 +6,7 @@ import TriageCloud
 import TriageJSON
 import TriageModel
 import TriageRecord
+import TriageService
 import TriageSystem
 
 struct Ask: ParsableCommand {
@@ -46,37 +47,21 @@ struct Ask: ParsableCommand {
 
     func run() throws {
         try TriageCLI.run {
-            let settings = try TriageConfig.load(path: config)
-            let dir = try modelOptions.resolve()
-            let classifier = try Classifier.load(directory: dir, options: runtimeOptions.classifierOptions)
-            let answers = try EdgeAnswerBook.load(directory: dir, labels: classifier.labels,
-                                                  outOfScopeLabel: classifier.calibration.outOfScopeLabel)
-            var store: DecisionStore? = nil
-            if !recordOff {
-                store = try DecisionStore(path: db ?? settings.recordPath ?? DecisionStore.defaultPath())
-            }
-            var options = CascadeOptions()
-            options.offline = offline
-            options.shadow = shadow
-            options.recordText = recordText
-            options.edgeCostUSD = settings.edgeCostUSD
-            if let prompt = settings.systemPrompt { options.systemPrompt = prompt }
-            if let store { options.hashQuery = { store.queryHash($0) } }
-            let small = offline ? nil : CloudTierClient(config: settings.small, endpoint: settings.endpoint(for: settings.small),
-                                                        policy: settings.policy)
-            let large = offline ? nil : CloudTierClient(config: settings.large, endpoint: settings.endpoint(for: settings.large),
-                                                        policy: settings.policy)
-            let cascade = Cascade(
-                classifier: classifier, answers: answers, router: Router(policy: settings.router), small: small, large: large,
-                cache: ResponseCache(ttl: settings.cacheTTL, capacity: settings.cacheCapacity, historyTurns: settings.cacheHistoryTurns),
-                sink: store, options: options, modelVersion: classifier.modelVersion)
+            var settings = EngineSettings(modelDirectory: try modelOptions.resolve(),
+                                          classifier: runtimeOptions.classifierOptions, configPath: config)
+            settings.offline = offline
+            settings.shadow = shadow
+            settings.recordText = recordText
+            settings.recordOff = recordOff
+            settings.recordPath = db
+            let cascade = try Engine.load(settings).cascade
             if shadow, let why = cascade.cloudUnavailableReason {
                 throw CLIError("shadow mode needs the cloud tier: \(why)")
             }
             var workspace = Workspace()
             func answer(_ query: String) throws {
                 let d = try cascade.ask(query, workspace: &workspace)
-                StandardOutput.write(json ? decisionJSON(query: query, d).serialized + "\n" : renderDecision(query: query, d))
+                StandardOutput.write(json ? WireJSON.decision(query: query, d).serialized + "\n" : renderDecision(query: query, d))
             }
             if !queries.isEmpty {
                 for q in queries { try answer(q) }
@@ -93,60 +78,6 @@ struct Ask: ParsableCommand {
             }
         }
     }
-}
-
-/// The answer book of a model directory, as the cascade sees it.
-struct EdgeAnswerBook: EdgeAnswers {
-    let book: AnswerBook?
-
-    static func load(directory: String, labels: [String], outOfScopeLabel: String?) throws -> EdgeAnswerBook {
-        let path = FileSystem.join(directory, "answers.json")
-        guard FileSystem.exists(path) else {
-            StandardError.write("triage: warning: \(path) not found; the edge has no answers and every query goes to the cloud\n")
-            return EdgeAnswerBook(book: nil)
-        }
-        let book = try AnswerBook.load(path: path)
-        let problems = book.validate(against: labels, outOfScopeLabel: outOfScopeLabel ?? "oos")
-        if !problems.isEmpty { throw CLIError("\(path) does not fit the model: " + problems.joined(separator: "; ")) }
-        return EdgeAnswerBook(book: book)
-    }
-
-    func answer(label: String, query: String) -> String? { book?.answer(for: label, query: query)?.text }
-
-    var cannotAnswerMessage: String {
-        book?.outOfScopeMessage ?? "Sorry, I can't answer that right now. Please try again later or contact support."
-    }
-}
-
-func decisionJSON(query: String, _ d: Decision) -> JSONValue {
-    var pairs: [(String, JSONValue)] = [
-        ("query", .string(query)),
-        ("route", .string(d.route.rawValue)), ("reason", .string(d.reason)), ("answer", .string(d.answer)),
-        ("label", .string(d.label)), ("confidence", .number(d.confidence)), ("out_of_scope", .bool(d.outOfScope)),
-        ("complexity", .object([("total", .number(d.complexity.total)), ("length", .number(d.complexity.length)),
-                                ("syntax", .number(d.complexity.syntax)), ("uncertainty", .number(d.complexity.uncertainty)),
-                                ("emotion", .number(d.complexity.emotion))])),
-        ("category", .string(d.category)),
-        ("tiers_tried", .array(d.tiers.map { t in
-            .object([("tier", .string(t.tier)), ("model", .string(t.model)), ("attempts", .int(t.attempts)),
-                     ("statuses", .array(t.statuses.map { .int($0) })), ("succeeded", .bool(t.succeeded)),
-                     ("rejected_by_breaker", .bool(t.rejectedByBreaker)),
-                     ("input_tokens", .int(t.inputTokens)), ("output_tokens", .int(t.outputTokens)),
-                     ("cost_usd", .number(t.costUSD)), ("latency_ms", .number(t.latencyMs)),
-                     ("answer_confidence", t.answerConfidence.map { .number($0) } ?? .null),
-                     ("error", t.error.map { .string($0) } ?? .null)])
-        })),
-        ("cost_usd", .number(d.costUSD)),
-        ("latency_ms", .number(d.latency.totalMs)),
-        ("latency", .object([("tokenize_ms", .number(d.latency.tokenizeMs)), ("edge_ms", .number(d.latency.edgeMs)),
-                             ("cloud_ms", .number(d.latency.cloudMs)), ("total_ms", .number(d.latency.totalMs))])),
-        ("cached", .bool(d.cached)), ("review", .bool(d.review)),
-    ]
-    if let s = d.shadow {
-        pairs.append(("shadow", .object([("edge_route", .string(s.edgeRoute.rawValue)), ("edge_reason", .string(s.edgeReason)),
-                                         ("cloud_label", s.cloudLabel.map { .string($0) } ?? .null)])))
-    }
-    return .object(pairs)
 }
 
 func renderDecision(query: String, _ d: Decision) -> String {

@@ -2,6 +2,7 @@ import ArgumentParser
 import TriageClassifier
 import TriageJSON
 import TriageModel
+import TriageService
 import TriageSystem
 
 struct Classify: ParsableCommand {
@@ -40,7 +41,7 @@ struct Classify: ParsableCommand {
                 var out = ""
                 for (text, r) in zip(chunk, results) {
                     if json {
-                        classificationJSON(text: text, r, labels: classifier.labels).write(to: &out)
+                        WireJSON.classification(text: text, r, labels: classifier.labels).write(to: &out)
                         out += "\n"
                     } else {
                         out += pad(r.label, labelWidth) + "  " + fixed(r.confidence, 3) + "  " + (r.outOfScope ? "yes" : "no ")
@@ -52,18 +53,6 @@ struct Classify: ParsableCommand {
             }
         }
     }
-}
-
-func classificationJSON(text: String, _ r: Classification, labels: [String]) -> JSONValue {
-    .object([
-        ("text", .string(text)),
-        ("label", .string(r.label)),
-        ("confidence", .float(r.confidence)),
-        ("out_of_scope", .bool(r.outOfScope)),
-        ("probs", .object(zip(labels, r.probabilities).map { ($0, .float($1)) })),
-        ("logits", .array(r.logits.map { .float($0) })),
-        ("tokens", .int(r.tokenCount)),
-    ])
 }
 
 func pad(_ s: String, _ width: Int) -> String {

@@ -5,7 +5,7 @@ import TriageSystem
 import TriageRecord
 
 @main
-struct Triage: ParsableCommand {
+struct Triage: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "triage",
         abstract: "A DistilBERT classifier for the edge that answers routine queries offline and escalates the rest.",
@@ -17,8 +17,15 @@ struct Triage: ParsableCommand {
             Exit status: 0 on success, 1 when the work could not be done (missing model, bad file), \
             64 for a usage error.
             """,
-        subcommands: [Classify.self, Ask.self, ReportCommand.self, Eval.self, Tokenize.self, Quantize.self, Bench.self])
+        subcommands: [Classify.self, Ask.self] + serveCommands + [ReportCommand.self, Eval.self, Tokenize.self, Quantize.self, Bench.self])
 }
+
+#if TRIAGE_SERVE
+let serveCommands: [any ParsableCommand.Type] = [Serve.self]
+#else
+// A CLI-only build (TRIAGE_CLI_ONLY=1) carries no HTTP server.
+let serveCommands: [any ParsableCommand.Type] = []
+#endif
 
 /// The model directory option shared by every command.
 struct ModelOptions: ParsableArguments {

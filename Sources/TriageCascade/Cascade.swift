@@ -70,16 +70,26 @@ public final class Cascade: Sendable {
         let tokenized = Clock.seconds()
         let output = try classifier.model.forward(encoded, workspace: &workspace)
         let edge = classifier.decide(logits: Array(output.logits(0)), tokenCount: encoded.lengths[0])
+        return try answer(query, history: history, edge: edge, startedAt: start,
+                          tokenizeMs: (tokenized - start) * 1e3, inferenceMs: (Clock.seconds() - tokenized) * 1e3)
+    }
+
+    /// The decision once the edge classification of `query` is known: a server runs the
+    /// forward pass in a shared batch and the rest (routing, cloud, record) here.
+    /// `startedAt` is the `Clock.seconds()` the query arrived, for the total latency.
+    public func answer(_ query: String, history: [ChatMessage] = [], edge: Classification, startedAt start: Double,
+                       tokenizeMs: Double, inferenceMs: Double) throws -> Decision {
+        let routing = Clock.seconds()
         let complexity = router.complexity(of: query, confidence: Double(edge.confidence))
         let verdict = router.edgeVerdict(confidence: Double(edge.confidence), outOfScope: edge.outOfScope, complexity: complexity)
         let category = TaskCategory.of(query)
-        let edgeDone = Clock.seconds()
+        let edgeMs = inferenceMs + (Clock.seconds() - routing) * 1e3
 
         var d = Decision(
             timestamp: Clock.unixTime(), modelVersion: modelVersion, route: .edge, reason: verdict.reason,
             label: edge.label, confidence: Double(edge.confidence), outOfScope: edge.outOfScope, complexity: complexity,
             category: category.rawValue, tiers: [], costUSD: 0,
-            latency: StageLatency(tokenizeMs: (tokenized - start) * 1e3, edgeMs: (edgeDone - tokenized) * 1e3),
+            latency: StageLatency(tokenizeMs: tokenizeMs, edgeMs: edgeMs),
             cached: false, review: false, queryText: options.recordText ? query : nil,
             queryHash: options.hashQuery(query), answer: "", shadow: nil)
         let edgeAnswer = edge.outOfScope ? nil : answers.answer(label: edge.label, query: query)

@@ -139,6 +139,12 @@ public final class HTTPClient: Sendable {
     /// POSTs `body` to `url`. Returns the response for any HTTP status — judging a status is
     /// the caller's business — and throws only when no complete response arrived.
     public func post(url: String, headers: [HTTPHeader], body: [UInt8]) throws(TransportError) -> HTTPResponse {
+        try send(method: "POST", url: url, headers: headers, body: body)
+    }
+
+    /// Any method: GET sends no body; other methods than GET and POST send `body` as POST
+    /// would, under their own name.
+    public func send(method: String, url: String, headers: [HTTPHeader] = [], body: [UInt8] = []) throws(TransportError) -> HTTPResponse {
         let easy: CurlEasy
         if let h = idle.withLock({ $0.popLast() }) {
             easy = h
@@ -147,7 +153,7 @@ public final class HTTPClient: Sendable {
         } else {
             throw .other(code: -1, message: "curl_easy_init failed")
         }
-        let result = easy.post(url: url, headers: headers, body: body, maxResponseBytes: maxResponseBytes)
+        let result = easy.perform(method: method, url: url, headers: headers, body: body, maxResponseBytes: maxResponseBytes)
         idle.withLock { pool in
             if pool.count < maxIdleHandles { pool.append(easy) }
         }
@@ -241,7 +247,8 @@ final class CurlEasy: @unchecked Sendable {
         errorBuffer.deallocate()
     }
 
-    func post(url: String, headers: [HTTPHeader], body: [UInt8], maxResponseBytes: Int) -> Result<HTTPResponse, TransportError> {
+    func perform(method: String, url: String, headers: [HTTPHeader], body: [UInt8],
+                 maxResponseBytes: Int) -> Result<HTTPResponse, TransportError> {
         let h = handle
         errorBuffer[0] = 0
         var list: UnsafeMutablePointer<curl_slist>? = nil
@@ -260,14 +267,19 @@ final class CurlEasy: @unchecked Sendable {
         let sinkPointer = Unmanaged.passUnretained(sink).toOpaque()
         let rc = withExtendedLifetime(sink) { () -> CURLcode in
             _ = url.withCString { curl_setopt_string(h, CURLOPT_URL, $0) }
-            _ = curl_setopt_long(h, CURLOPT_POST, 1)
-            _ = curl_setopt_long(h, CURLOPT_POSTFIELDSIZE_LARGE, body.count)
-            // COPYPOSTFIELDS: libcurl keeps its own copy, so `body` need not outlive setopt.
-            _ = body.withUnsafeBufferPointer { buf in
-                buf.baseAddress.map { p in
-                    p.withMemoryRebound(to: CChar.self, capacity: buf.count) { curl_setopt_string(h, CURLOPT_COPYPOSTFIELDS, $0) }
-                } ?? "".withCString { curl_setopt_string(h, CURLOPT_COPYPOSTFIELDS, $0) }
+            if method == "GET" {
+                _ = curl_setopt_long(h, CURLOPT_HTTPGET, 1)
+            } else {
+                _ = curl_setopt_long(h, CURLOPT_POST, 1)
+                _ = curl_setopt_long(h, CURLOPT_POSTFIELDSIZE_LARGE, body.count)
+                // COPYPOSTFIELDS: libcurl keeps its own copy, so `body` need not outlive setopt.
+                _ = body.withUnsafeBufferPointer { buf in
+                    buf.baseAddress.map { p in
+                        p.withMemoryRebound(to: CChar.self, capacity: buf.count) { curl_setopt_string(h, CURLOPT_COPYPOSTFIELDS, $0) }
+                    } ?? "".withCString { curl_setopt_string(h, CURLOPT_COPYPOSTFIELDS, $0) }
+                }
             }
+            if method != "GET" && method != "POST" { _ = method.withCString { curl_setopt_string(h, CURLOPT_CUSTOMREQUEST, $0) } }
             _ = curl_setopt_pointer(h, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list))
             _ = curl_setopt_pointer(h, CURLOPT_WRITEDATA, sinkPointer)
             _ = curl_setopt_pointer(h, CURLOPT_HEADERDATA, sinkPointer)
@@ -276,6 +288,7 @@ final class CurlEasy: @unchecked Sendable {
             _ = curl_setopt_pointer(h, CURLOPT_HTTPHEADER, nil)
             _ = curl_setopt_pointer(h, CURLOPT_WRITEDATA, nil)
             _ = curl_setopt_pointer(h, CURLOPT_HEADERDATA, nil)
+            if method != "GET" && method != "POST" { _ = curl_setopt_pointer(h, CURLOPT_CUSTOMREQUEST, nil) }
             return rc
         }
         var connects = 0

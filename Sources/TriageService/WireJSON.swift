@@ -1,0 +1,65 @@
+import TriageCascade
+import TriageClassifier
+import TriageJSON
+
+/// The JSON shapes of triage's results, in one place: `classify --json` and `POST
+/// /v1/classify` print `classification`, `ask --json` and `POST /v1/ask` print `decision`.
+/// A new field is added here once and appears in both.
+public enum WireJSON {
+    public static func classification(text: String, _ r: Classification, labels: [String]) -> JSONValue {
+        .object([
+            ("text", .string(text)),
+            ("label", .string(r.label)),
+            ("confidence", .float(r.confidence)),
+            ("out_of_scope", .bool(r.outOfScope)),
+            ("probs", .object(zip(labels, r.probabilities).map { ($0, .float($1)) })),
+            ("logits", .array(r.logits.map { .float($0) })),
+            ("tokens", .int(r.tokenCount)),
+        ])
+    }
+
+    public static func decision(query: String, _ d: Decision) -> JSONValue {
+        var pairs: [(String, JSONValue)] = [
+            ("query", .string(query)),
+            ("route", .string(d.route.rawValue)), ("reason", .string(d.reason)), ("answer", .string(d.answer)),
+            ("label", .string(d.label)), ("confidence", .number(d.confidence)), ("out_of_scope", .bool(d.outOfScope)),
+            ("complexity", .object([("total", .number(d.complexity.total)), ("length", .number(d.complexity.length)),
+                                    ("syntax", .number(d.complexity.syntax)), ("uncertainty", .number(d.complexity.uncertainty)),
+                                    ("emotion", .number(d.complexity.emotion))])),
+            ("category", .string(d.category)),
+            ("tiers_tried", .array(d.tiers.map { t in
+                .object([("tier", .string(t.tier)), ("model", .string(t.model)), ("attempts", .int(t.attempts)),
+                         ("statuses", .array(t.statuses.map { .int($0) })), ("succeeded", .bool(t.succeeded)),
+                         ("rejected_by_breaker", .bool(t.rejectedByBreaker)),
+                         ("input_tokens", .int(t.inputTokens)), ("output_tokens", .int(t.outputTokens)),
+                         ("cost_usd", .number(t.costUSD)), ("latency_ms", .number(t.latencyMs)),
+                         ("answer_confidence", t.answerConfidence.map { .number($0) } ?? .null),
+                         ("error", t.error.map { .string($0) } ?? .null)])
+            })),
+            ("cost_usd", .number(d.costUSD)),
+            ("latency_ms", .number(d.latency.totalMs)),
+            ("latency", .object([("tokenize_ms", .number(d.latency.tokenizeMs)), ("edge_ms", .number(d.latency.edgeMs)),
+                                 ("cloud_ms", .number(d.latency.cloudMs)), ("total_ms", .number(d.latency.totalMs))])),
+            ("cached", .bool(d.cached)), ("review", .bool(d.review)),
+        ]
+        if let s = d.shadow {
+            pairs.append(("shadow", .object([("edge_route", .string(s.edgeRoute.rawValue)), ("edge_reason", .string(s.edgeReason)),
+                                             ("cloud_label", s.cloudLabel.map { .string($0) } ?? .null)])))
+        }
+        return .object(pairs)
+    }
+
+    /// TEI's prediction list: every label with its score, highest first (calibrated
+    /// probabilities, or raw logits with `rawScores`).
+    public static func predictions(_ r: Classification, labels: [String], rawScores: Bool) -> JSONValue {
+        let scores = rawScores ? r.logits : r.probabilities
+        // A stable order for equal scores: label id order, as a sort by score alone would not promise.
+        let order = scores.indices.sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }
+        return .array(order.map { .object([("score", .float(scores[$0])), ("label", .string(labels[$0]))]) })
+    }
+
+    /// TEI's error body.
+    public static func error(_ message: String, type: String) -> JSONValue {
+        .object([("error", .string(message)), ("error_type", .string(type))])
+    }
+}
