@@ -38,11 +38,25 @@ struct Ask: ParsableCommand {
     @Option(help: ArgumentHelp("Decision record (SQLite) to write.", valueName: "FILE")) var db: String?
     @Flag(help: "Keep the query text in the record (default: a salted hash only).") var recordText = false
     @Flag(help: "Do not record decisions.") var recordOff = false
+    @Option(help: ArgumentHelp("Earlier turns of the conversation: a JSON array of {\"role\", \"content\"}; the last ones go to the cloud with each query and into the cache key.", valueName: "FILE"))
+    var history: String?
+    @Flag(help: "Standard input is JSON lines, one {\"query\", \"history\"?} per line (a conversation per line).")
+    var inputJsonl = false
     @Argument(help: "Queries; without any, one per line on standard input.") var queries: [String] = []
 
     func validate() throws {
         if offline && shadow { throw ValidationError("--offline and --shadow exclude each other: shadow mode needs the cloud") }
         if recordOff && (db != nil || recordText) { throw ValidationError("--record-off cannot be combined with --db or --record-text") }
+        if inputJsonl && !queries.isEmpty { throw ValidationError("--input-jsonl reads standard input: give no queries as arguments") }
+        if inputJsonl && history != nil { throw ValidationError("--input-jsonl carries each line's own history: drop --history") }
+    }
+
+    /// The --history file's turns.
+    func historyTurns() throws -> [ChatMessage] {
+        guard let history else { return [] }
+        let text: String
+        do { text = try FileSystem.readText(history) } catch { throw CLIError("cannot read --history \(history): \(error)") }
+        do { return try WireJSON.history(try JSONValue.parse(text)) } catch { throw CLIError("--history \(history): \(error)") }
     }
 
     func run() throws {
@@ -59,20 +73,34 @@ struct Ask: ParsableCommand {
                 throw CLIError("shadow mode needs the cloud tier: \(why)")
             }
             var workspace = Workspace()
-            func answer(_ query: String) throws {
-                let d = try cascade.ask(query, workspace: &workspace)
+            let sharedHistory = try historyTurns()
+            func answer(_ query: String, history: [ChatMessage]) throws {
+                let d = try cascade.ask(query, history: history, workspace: &workspace)
                 StandardOutput.write(json ? WireJSON.decision(query: query, d).serialized + "\n" : renderDecision(query: query, d))
             }
             if !queries.isEmpty {
-                for q in queries { try answer(q) }
+                for q in queries { try answer(q, history: sharedHistory) }
             } else {
                 // Line by line as they arrive: each answer is printed (after it is recorded)
                 // before the next line is read.
                 var reader = LineReader()
-                var any = false
+                var any = false, lineNumber = 0
                 while let line = reader.next() {
                     any = true
-                    try answer(line)
+                    lineNumber += 1
+                    guard inputJsonl else { try answer(line, history: sharedHistory); continue }
+                    let item: JSONValue
+                    do { item = try JSONValue.parse(line) } catch {
+                        throw CLIError("standard input line \(lineNumber): not JSON: \(error)")
+                    }
+                    guard let query = item["query"]?.stringValue, !query.isEmpty else {
+                        throw CLIError("standard input line \(lineNumber): needs a non-empty \"query\" string")
+                    }
+                    let turns: [ChatMessage]
+                    do { turns = try WireJSON.history(item["history"]) } catch {
+                        throw CLIError("standard input line \(lineNumber): \(error)")
+                    }
+                    try answer(query, history: turns)
                 }
                 if !any { throw ValidationError("no input: give queries as arguments or one per line on standard input") }
             }

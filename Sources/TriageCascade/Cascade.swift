@@ -20,6 +20,12 @@ public struct CascadeOptions: Sendable {
     public var recordText = false
     /// The edge's own cost per query, for the accounts (0 by default).
     public var edgeCostUSD = 0.0
+    /// Share of plain, confident edge answers queued for review at random (review.sample_rate).
+    public var reviewSampleRate = 0.02
+    /// Keep the text of queries queued for review even without recordText (review.keep_text).
+    public var reviewKeepText = true
+    /// Uniform in [0, 1): the draw for the review sample (a test can fix it).
+    public var random: @Sendable () -> Double = { Double.random(in: 0..<1) }
     /// The query hash kept in the record (the record's salted hash, so repeats can be counted).
     public var hashQuery: @Sendable (String) -> String = { SHA256.hex($0) }
     public var systemPrompt = """
@@ -104,9 +110,26 @@ public final class Cascade: Sendable {
         } else {
             escalate(&d, query: query, history: history, category: category, verdict: verdict, edgeAnswer: edgeAnswer)
         }
+        d.reviewReason = reviewReason(d)
+        if d.reviewReason != nil && options.reviewKeepText { d.reviewText = query }
         d.latency.totalMs = (Clock.seconds() - start) * 1e3
         try sink?.record(d)
         return d
+    }
+
+    /// What puts a decision in the review queue: the doubtful ones always, a random sample
+    /// of the plain edge answers and of the small tier's answers so that their accuracy is
+    /// measured too.
+    func reviewReason(_ d: Decision) -> ReviewReason? {
+        if d.route == .edge && d.reason == "cloud_unavailable" { return .fallback }
+        if d.route == .edge && d.review { return .reviewBand }
+        if d.reason == "low_answer_confidence" && d.route == .large { return .doubtfulAnswer }
+        // Plain edge answers and small-tier answers: a random share measures each without bias.
+        if (d.route == .edge || d.route == .small) && !d.cached && options.reviewSampleRate > 0
+            && options.random() < options.reviewSampleRate {
+            return .sample
+        }
+        return nil
     }
 
     /// No cloud at all: the edge answer if it has one, else a plain "needs the cloud tier".

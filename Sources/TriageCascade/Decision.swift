@@ -76,6 +76,18 @@ public struct ShadowComparison: Sendable, Equatable {
     }
 }
 
+/// Why a decision is in the review queue.
+public enum ReviewReason: String, Sendable, CaseIterable {
+    /// Answered at the edge between the review and answer bands.
+    case reviewBand = "review_band"
+    /// Answered at the edge because no cloud tier could answer.
+    case fallback
+    /// The small tier's answer was doubtful and escalated to the large tier.
+    case doubtfulAnswer = "doubtful_answer"
+    /// A random sample of the plain, confident edge answers: the unbiased part of the estimate.
+    case sample
+}
+
 public struct Decision: Sendable, Equatable {
     /// Seconds since the Unix epoch.
     public var timestamp: Double
@@ -104,11 +116,17 @@ public struct Decision: Sendable, Equatable {
     public var queryHash: String
     public var answer: String
     public var shadow: ShadowComparison?
+    /// Why a human should look at this decision (nil: not queued for review).
+    public var reviewReason: ReviewReason?
+    /// The query text kept for the reviewer (even without --record-text, unless
+    /// review.keep_text is off); stored apart from `queryText`.
+    public var reviewText: String?
 
     public init(timestamp: Double, modelVersion: String, route: Route, reason: String, label: String, confidence: Double,
                 outOfScope: Bool, complexity: ComplexityScore, category: String, tiers: [TierCall], costUSD: Double,
                 latency: StageLatency, cached: Bool, review: Bool, queryText: String?, queryHash: String, answer: String,
-                shadow: ShadowComparison?) {
+                shadow: ShadowComparison?, reviewReason: ReviewReason? = nil, reviewText: String? = nil) {
+        self.reviewReason = reviewReason; self.reviewText = reviewText
         self.timestamp = timestamp; self.modelVersion = modelVersion; self.route = route; self.reason = reason
         self.label = label; self.confidence = confidence; self.outOfScope = outOfScope; self.complexity = complexity
         self.category = category; self.tiers = tiers; self.costUSD = costUSD; self.latency = latency; self.cached = cached

@@ -23,6 +23,15 @@ public struct TriageConfig: Sendable {
     /// The response cache file; "memory" for this process only; nil for the default file.
     public var cachePath: String? = nil
     public var recordPath: String? = nil
+    /// Share of plain edge answers queued for review at random, and whether queued queries
+    /// keep their text (review.sample_rate, review.keep_text).
+    public var reviewSampleRate = 0.02
+    public var reviewKeepText = true
+    /// Seeds the review sample's draws (reproducible audits and tests); nil: a fresh draw each run.
+    public var reviewSampleSeed: UInt64? = nil
+    /// The share of wrong answers each tier may give (error_budget.edge, error_budget.small).
+    public var edgeErrorBudget = 0.05
+    public var smallErrorBudget = 0.10
     public var edgeCostUSD = 0.0
     public var systemPrompt: String? = nil
     /// Where the settings came from, for messages.
@@ -99,11 +108,37 @@ public struct TriageConfig: Sendable {
                     default: throw CascadeError("unknown key record.\(k)")
                     }
                 }
+            case "review":
+                for (k, v) in value.objectPairs ?? [] {
+                    switch k {
+                    case "sample_rate":
+                        let r = try positive(v, "review.sample_rate", allowZero: true)
+                        guard r <= 1 else { throw CascadeError("review.sample_rate must be between 0 and 1") }
+                        c.reviewSampleRate = r
+                    case "sample_seed":
+                        guard let n = v.intValue, n >= 0 else { throw CascadeError("review.sample_seed must be a non-negative integer") }
+                        c.reviewSampleSeed = UInt64(n)
+                    case "keep_text":
+                        guard let b = v.boolValue else { throw CascadeError("review.keep_text must be true or false") }
+                        c.reviewKeepText = b
+                    default: throw CascadeError("unknown key review.\(k)")
+                    }
+                }
+            case "error_budget":
+                for (k, v) in value.objectPairs ?? [] {
+                    let b = try positive(v, "error_budget.\(k)")
+                    guard b < 1 else { throw CascadeError("error_budget.\(k) must be below 1") }
+                    switch k {
+                    case "edge": c.edgeErrorBudget = b
+                    case "small": c.smallErrorBudget = b
+                    default: throw CascadeError("unknown key error_budget.\(k)")
+                    }
+                }
             case "system_prompt":
                 guard let s = value.stringValue else { throw CascadeError("system_prompt must be a string") }
                 c.systemPrompt = s
             default:
-                throw CascadeError("unknown key \"\(key)\" (expected cloud, small, large, router, cache, record, system_prompt)")
+                throw CascadeError("unknown key \"\(key)\" (expected cloud, small, large, router, cache, record, review, error_budget, system_prompt)")
             }
         }
         c.small.name = "small"

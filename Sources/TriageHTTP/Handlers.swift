@@ -105,16 +105,6 @@ enum RequestParsing {
     }
 
     static func history(_ json: JSONValue) throws(ServiceError) -> [ChatMessage] {
-        guard let v = json["history"], !v.isNull else { return [] }
-        guard let items = v.arrayValue else { throw ServiceError(.invalidInput, "`history` must be a list of {\"role\", \"content\"}") }
-        var out: [ChatMessage] = []
-        for item in items {
-            guard let role = item["role"]?.stringValue, let content = item["content"]?.stringValue,
-                  role == "user" || role == "assistant" else {
-                throw ServiceError(.invalidInput, "each `history` entry needs `role` (\"user\" or \"assistant\") and `content` (a string)")
-            }
-            out.append(ChatMessage(role: role, content: content))
-        }
-        return out
+        try WireJSON.history(json["history"])
     }
 }

@@ -287,6 +287,7 @@ public final class DecisionStore: DecisionSink, @unchecked Sendable {
                         try tc.step()
                     }
                 }
+                try DecisionStore.queueForReview(conn, id: id, d)
                 return id
             }
         }

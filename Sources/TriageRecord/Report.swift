@@ -39,6 +39,9 @@ public struct ReportPolicy: Sendable, Equatable {
     public var minAccuracy = 0.85
     public var maxCostPerQueryUSD = 0.01
     public var maxP95LatencyMs = 150.0
+    // Error budgets: the share of wrong answers each tier may give (config error_budget).
+    public var edgeErrorBudget = 0.05
+    public var smallErrorBudget = 0.10
     // Health score (seed): start, bands and penalties.
     public var healthStart = 100
     public var edgeUtilisationWarn = 0.90
@@ -214,6 +217,10 @@ public struct Report: Sendable {
 
     public let shadow: ShadowStats?
     public let accuracyEstimate: Double?
+    /// Where `accuracyEstimate` comes from: "review labels", "shadow agreement" or "unknown".
+    public let accuracySource: String
+    /// What the review labels measured (nil when none were given).
+    public let measured: MeasuredAccuracy?
     public let inScopeQueries: Int
     public let edgeUtilisation: Double?
     /// Why the edge did not answer in-scope queries: reason → count, most frequent first.
@@ -235,7 +242,7 @@ public struct Report: Sendable {
 
     /// Computes the report over `decisions` with `timestamp >= since` (all when nil).
     public init(decisions all: [Decision], since: Double? = nil, now: Double = Clock.unixTime(),
-                policy: ReportPolicy = ReportPolicy()) {
+                policy: ReportPolicy = ReportPolicy(), measured: MeasuredAccuracy? = nil) {
         self.policy = policy
         self.generatedAt = now
         self.since = since
@@ -387,7 +394,16 @@ public struct Report: Sendable {
                                  edgeWouldAnswer: edgeAnswers, agreementRate: Double(agree) / m,
                                  overRoutingRate: Double(over) / m, underRoutingRate: Double(under) / m)
         }
-        accuracyEstimate = shadow?.agreementRate
+        // Human labels measure the edge's accuracy itself; shadow agreement with the cloud
+        // model is the fallback estimate.
+        self.measured = measured.flatMap { $0.edge.accuracy == nil && $0.smallSuccess == nil ? nil : $0 }
+        if let acc = self.measured?.edge.accuracy {
+            accuracyEstimate = acc
+            accuracySource = "review labels"
+        } else {
+            accuracyEstimate = shadow?.agreementRate
+            accuracySource = shadow == nil ? "unknown (no review labels, no shadow-mode rows)" : "shadow agreement"
+        }
 
         // Edge utilisation over in-scope queries (would-be route in shadow mode).
         let inScope = ds.filter { !$0.outOfScope }
@@ -512,6 +528,11 @@ public struct Report: Sendable {
                 if edgeMissReasons.first?.reason == "high_complexity" { advice = "raise the complexity threshold or retrain the edge model" }
                 out.append("edge utilisation \(fmt(alert.value, 2)) < \(fmt(alert.threshold, 2)): \(advice); of the \(misses) in-scope queries not answered at the edge, "
                            + top.joined(separator: ", "))
+            case "accuracy" where measured != nil:
+                let worst = measured!.perIntent.filter { $0.correct < $0.labelled }.prefix(3)
+                out.append("measured edge accuracy \(fmt(alert.value, 2)) < \(fmt(alert.threshold, 2)) (review labels): "
+                           + "raise the confidence threshold (`triage tune --from-record`) and retrain with the labelled queries"
+                           + (worst.isEmpty ? "" : "; most wrong: " + worst.map { $0.label }.joined(separator: ", ")))
             case "accuracy":
                 let s = shadow!
                 out.append("estimated accuracy \(fmt(alert.value, 2)) < \(fmt(alert.threshold, 2)) (shadow agreement over \(s.queries) queries): "
@@ -549,7 +570,7 @@ public struct Report: Sendable {
                            + "raise the confidence threshold or retrain on them")
             }
         } else {
-            out.append("accuracy is unknown: run a sample of traffic in shadow mode to measure edge agreement with the cloud")
+            out.append("accuracy is unknown: label the review queue (`triage review export`, then `import`) or run a sample of traffic in shadow mode")
         }
         let rejected = small.breakerRejections + large.breakerRejections
         let failed = small.failedCalls + large.failedCalls
@@ -649,7 +670,31 @@ extension Report {
         put("review", .object([("count", .int(reviewCount)), ("queries", .array(reviewed))]))
         put("shadow", shadowJSON)
         put("accuracy_estimate", num(accuracyEstimate))
-        put("accuracy_source", .string(shadow == nil ? "unknown (no shadow-mode rows)" : "shadow agreement"))
+        put("accuracy_source", .string(accuracySource))
+        if let m = measured {
+            let e = m.edge
+            func budget(_ accuracy: Double?, _ budget: Double) -> JSONValue {
+                guard let a = accuracy else { return .null }
+                return .object([("budget", .number(budget)), ("error_rate", .number(1 - a)), ("spent", .number((1 - a) / budget))])
+            }
+            put("measured_accuracy", .object([
+                ("edge", .object([
+                    ("accuracy", num(e.accuracy)), ("ci95_low", num(e.low)), ("ci95_high", num(e.high)),
+                    ("labelled", .int(e.labelled)), ("unrepresented_answers", .int(e.unrepresented)),
+                    ("strata", .array(e.strata.map { st in
+                        .object([("stratum", .string(st.name)), ("answers", .int(st.answers)), ("labelled", .int(st.labelled)),
+                                 ("correct", .int(st.correct)), ("accuracy", num(st.accuracy))])
+                    })),
+                    ("per_intent", .array(m.perIntent.map { p in
+                        .object([("label", .string(p.label)), ("labelled", .int(p.labelled)), ("correct", .int(p.correct))])
+                    })),
+                    ("error_budget", budget(e.accuracy, policy.edgeErrorBudget)),
+                ])),
+                ("small", .object([("labelled", .int(m.smallLabelled)), ("correct", .int(m.smallCorrect)),
+                                   ("success_rate", num(m.smallSuccess)),
+                                   ("error_budget", budget(m.smallSuccess, policy.smallErrorBudget))])),
+            ]))
+        }
         put("in_scope_queries", .int(inScopeQueries))
         put("edge_utilisation", num(edgeUtilisation))
         put("edge_utilisation_definition", .string(Report.edgeUtilisationDefinition))
@@ -725,6 +770,31 @@ extension Report {
         line("p50 \(opt(latencyP50Ms, 1)) ms, p95 \(opt(latencyP95Ms, 1)) ms, p99 \(opt(latencyP99Ms, 1)) ms, mean \(opt(latencyMeanMs, 1)) ms, max \(opt(latencyMaxMs, 1)) ms")
         line("edge p95 \(opt(edgeLatencyP95Ms, 1)) ms, cloud p95 \(opt(cloudLatencyP95Ms, 1)) ms")
 
+        section("Measured accuracy (review labels)")
+        if let m = measured {
+            let e = m.edge
+            if let acc = e.accuracy, let lo = e.low, let hi = e.high {
+                line("edge: \(pct1(acc)) right (95 % CI \(pct1(lo))–\(pct1(hi))), \(e.labelled) labelled answers, weighted by stratum")
+                let spent = (1 - acc) / policy.edgeErrorBudget
+                line("edge error budget \(pct1(policy.edgeErrorBudget)): \(pct1(1 - acc)) wrong, \(fmt(spent * 100, 0)) % spent"
+                     + (spent > 1 ? " — OVER BUDGET: run `triage tune --from-record`" : ""))
+            }
+            for st in e.strata where st.answers > 0 || st.labelled > 0 {
+                line("  \(st.name.padded(18)) \(st.answers) answers, \(st.labelled) labelled" + (st.accuracy.map { ", \(pct1($0)) right" } ?? ""))
+            }
+            if e.unrepresented > 0 { line("  \(e.unrepresented) edge answers are in strata with no label yet and are left out") }
+            let worst = m.perIntent.filter { $0.correct < $0.labelled }.prefix(5)
+            if !worst.isEmpty {
+                line("  intents with wrong answers: " + worst.map { "\($0.label) \($0.correct)/\($0.labelled)" }.joined(separator: ", "))
+            }
+            if let sr = m.smallSuccess {
+                let spent = (1 - sr) / policy.smallErrorBudget
+                line("small tier: \(pct1(sr)) of \(m.smallLabelled) sampled answers judged right; error budget \(pct1(policy.smallErrorBudget)), \(fmt(spent * 100, 0)) % spent")
+            }
+        } else {
+            line("no labels yet: `triage review export`, label, `triage review import`")
+        }
+
         section("Shadow mode")
         if let s = shadow {
             line("\(s.queries) shadow queries: agreement \(fmt(s.agreementRate, 2)), over-routing \(fmt(s.overRoutingRate, 2)) (\(s.overRouted)), "
@@ -779,6 +849,9 @@ func fmt(_ x: Double, _ decimals: Int) -> String {
 
 func plural(_ n: Int, _ one: String, _ many: String) -> String { "\(n) \(n == 1 ? one : many)" }
 
+/// A fraction as a percentage with one decimal, "97.3 %".
+func pct1(_ fraction: Double) -> String { fmt(fraction * 100, 1) + " %" }
+
 /// A fraction as a whole-number percentage, "38 %".
 func pct(_ fraction: Double) -> String { fmt(fraction * 100, 0) + " %" }
 
@@ -804,6 +877,8 @@ func slaLabel(_ name: String) -> String {
 extension DecisionStore {
     /// The report over this record's decisions since `since` (all when nil).
     public func report(since: Double? = nil, now: Double = Clock.unixTime(), policy: ReportPolicy = ReportPolicy()) throws -> Report {
-        Report(decisions: try decisions(since: since), since: since, now: now, policy: policy)
+        let items = try reviewItems(since: since)
+        let measured = MeasuredAccuracy(items: items, edgeAnswers: try edgeAnswerCounts(since: since))
+        return Report(decisions: try decisions(since: since), since: since, now: now, policy: policy, measured: measured)
     }
 }

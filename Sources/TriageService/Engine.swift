@@ -1,3 +1,4 @@
+import Synchronization
 import TriageAnswers
 import TriageCascade
 import TriageClassifier
@@ -61,19 +62,34 @@ public final class Engine: Sendable {
                 throw ServiceError(.internal, "\(error)")
             }
         }
-        return Engine(settings: settings, config: config, classifier: classifier, answers: answers, store: store)
+        // The response cache outlives the process (a file shared with other `triage`
+        // processes) unless nothing can reach the cloud anyway.
+        let cacheStorage: ResponseCacheStorage
+        do {
+            cacheStorage = settings.offline ? InMemoryResponseCache() : try SQLiteResponseCache.storage(configuredPath: config.cachePath)
+        } catch { throw ServiceError(.internal, "response cache: \(error)") }
+        return Engine(settings: settings, config: config, classifier: classifier, answers: answers, store: store,
+                      cacheStorage: cacheStorage)
     }
 
-    init(settings: EngineSettings, config: TriageConfig, classifier: Classifier, answers: EdgeAnswerBook, store: DecisionStore?) {
+    init(settings: EngineSettings, config: TriageConfig, classifier: Classifier, answers: EdgeAnswerBook, store: DecisionStore?,
+         cacheStorage: ResponseCacheStorage = InMemoryResponseCache()) {
         self.settings = settings; self.config = config; self.classifier = classifier; self.answers = answers
         self.store = store
         var options = CascadeOptions()
         options.shadow = settings.shadow
         options.recordText = settings.recordText
         options.edgeCostUSD = config.edgeCostUSD
+        options.reviewSampleRate = config.reviewSampleRate
+        options.reviewKeepText = config.reviewKeepText
+        if let seed = config.reviewSampleSeed {
+            let rng = Mutex(SplitMix64(seed: seed))
+            options.random = { rng.withLock { Double.random(in: 0..<1, using: &$0) } }
+        }
         if let prompt = config.systemPrompt { options.systemPrompt = prompt }
         if let store { options.hashQuery = { store.queryHash($0) } }
-        let cache = ResponseCache(ttl: config.cacheTTL, capacity: config.cacheCapacity, historyTurns: config.cacheHistoryTurns)
+        let cache = ResponseCache(ttl: config.cacheTTL, capacity: config.cacheCapacity, historyTurns: config.cacheHistoryTurns,
+                                  storage: cacheStorage)
         let small = CloudTierClient(config: config.small, endpoint: config.endpoint(for: config.small), policy: config.policy)
         let large = CloudTierClient(config: config.large, endpoint: config.endpoint(for: config.large), policy: config.policy)
         let router = Router(policy: config.router)

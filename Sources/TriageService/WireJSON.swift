@@ -1,4 +1,5 @@
 import TriageCascade
+import TriageCloud
 import TriageClassifier
 import TriageJSON
 
@@ -6,6 +7,22 @@ import TriageJSON
 /// /v1/classify` print `classification`, `ask --json` and `POST /v1/ask` print `decision`.
 /// A new field is added here once and appears in both.
 public enum WireJSON {
+    /// A conversation's earlier turns, `[{"role": "user"|"assistant", "content": …}, …]`
+    /// (absent or null: none), as `/v1/ask` and `ask --history` take them.
+    public static func history(_ value: JSONValue?) throws(ServiceError) -> [ChatMessage] {
+        guard let v = value, !v.isNull else { return [] }
+        guard let items = v.arrayValue else { throw ServiceError(.invalidInput, "`history` must be a list of {\"role\", \"content\"}") }
+        var out: [ChatMessage] = []
+        for item in items {
+            guard let role = item["role"]?.stringValue, let content = item["content"]?.stringValue,
+                  role == "user" || role == "assistant" else {
+                throw ServiceError(.invalidInput, "each `history` entry needs `role` (\"user\" or \"assistant\") and `content` (a string)")
+            }
+            out.append(ChatMessage(role: role, content: content))
+        }
+        return out
+    }
+
     public static func classification(text: String, _ r: Classification, labels: [String]) -> JSONValue {
         .object([
             ("text", .string(text)),

@@ -183,6 +183,51 @@ import TriageTestSupport
         #expect(!r.stdout.contains("sk-secret-123") && !r.stderr.contains("sk-secret-123"))
     }
 
+    /// The response cache is a file: a second `triage ask` process gets the answer the first
+    /// one paid for, with no HTTP request; a different conversation is a different key.
+    @Test func aSecondProcessIsAnsweredFromTheCacheFile() throws {
+        let dir = try CascadeTests.modelDirectory(outOfScopeEverything: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = TestServer(fallback: .ok(text: "Lima."))
+        defer { server.stop() }
+        let environment = ["ANTHROPIC_BASE_URL": server.baseURL, "ANTHROPIC_API_KEY": "k", "XDG_CONFIG_HOME": dir,
+                           "XDG_CACHE_HOME": dir + "/cache"]
+        func ask(_ args: [String] = []) throws -> JSONValue {
+            let r = try runTriage(["ask", "--json", "--model", dir, "--record-off"] + args + ["what is the capital of peru"],
+                                  environment: environment)
+            #expect(r.status == 0, "\(r.stderr)")
+            return try JSONValue.parse(String(try #require(r.stdout.split(separator: "\n").first)))
+        }
+        let first = try ask(), second = try ask()
+        #expect(first["cached"]?.boolValue == false && first["answer"]?.stringValue == "Lima.")
+        #expect(second["cached"]?.boolValue == true && second["answer"]?.stringValue == "Lima.")
+        #expect(second["cost_usd"]?.doubleValue == 0)
+        #expect(server.requests.count == 1)
+        #expect(FileSystem.exists(dir + "/cache/triage/responses.sqlite"))
+
+        // With a conversation before it the same question is asked again, and the last three
+        // turns (not the first) go with it.
+        let turns = (1...4).map { i in #"{"role": "\#(i % 2 == 1 ? "user" : "assistant")", "content": "turn \#(i)"}"# }
+        try FileSystem.writeAtomically(dir + "/history.json", text: "[" + turns.joined(separator: ",") + "]")
+        let third = try ask(["--history", dir + "/history.json"])
+        #expect(third["cached"]?.boolValue == false)
+        #expect(server.requests.count == 2)
+        let messages = (server.requests.last?.json?["messages"] as? [[String: Any]]) ?? []
+        #expect(messages.compactMap { $0["content"] as? String } == ["turn 2", "turn 3", "turn 4", "what is the capital of peru"])
+
+        // JSON lines carry each query's own history; a bad line is a clear error.
+        let lines = #"{"query": "what is the capital of peru", "history": [{"role": "user", "content": "turn 9"}]}"# + "\n"
+        let jsonl = try runTriage(["ask", "--json", "--model", dir, "--record-off", "--input-jsonl"], stdin: lines + "{\"query\": 3}\n",
+                                  environment: environment)
+        #expect(jsonl.status == 1 && jsonl.stderr.contains("line 2") && jsonl.stderr.contains("query"))
+        #expect(jsonl.stdout.split(separator: "\n").count == 1)
+        let lastMessages = (server.requests.last?.json?["messages"] as? [[String: Any]]) ?? []
+        #expect(lastMessages.compactMap { $0["content"] as? String } == ["turn 9", "what is the capital of peru"])
+        let badHistory = try runTriage(["ask", "--model", dir, "--record-off", "--history", dir + "/answers.json", "hi"],
+                                       environment: environment)
+        #expect(badHistory.status != 0 && badHistory.stderr.contains("history"))
+    }
+
     @Test func asksAGatewayBehindAPrivateAuthorityOverHTTPS() throws {
         let dir = try CascadeTests.modelDirectory(outOfScopeEverything: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
