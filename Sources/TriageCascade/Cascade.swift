@@ -36,6 +36,27 @@ public struct CascadeOptions: Sendable {
     public init() {}
 }
 
+/// A candidate edge model beside the primary: `share` 0 runs it in shadow, a share in (0, 1]
+/// lets it answer that fraction of the queries, picked by a stable hash of the query text
+/// (a repeated question goes the same way).
+public struct CandidateModel: Sendable {
+    public let classifier: Classifier
+    public let share: Double
+    public let modelVersion: String
+    public init(classifier: Classifier, share: Double, modelVersion: String) {
+        self.classifier = classifier; self.share = max(0, min(1, share)); self.modelVersion = modelVersion
+    }
+
+    /// Whether the candidate answers this query: the first 8 bytes of SHA-256 of the text as
+    /// a number in [0, 1), below the share.
+    public func serves(_ query: String) -> Bool {
+        guard share > 0 else { return false }
+        let digest = SHA256.hash(Array(query.utf8))
+        let value = digest.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        return Double(value >> 11) / Double(1 << 53) < share
+    }
+}
+
 /// The cascade: the edge classifier first, then the small cloud tier, then the large one.
 /// One call to `ask` makes one decision, records it (before returning), and never throws
 /// for a cloud failure: a query that nothing can answer is still a handled query.
@@ -49,12 +70,14 @@ public final class Cascade: Sendable {
     public let sink: DecisionSink?
     public let options: CascadeOptions
     public let modelVersion: String
+    public let candidate: CandidateModel?
     /// Why the cloud cannot be used at all (no key for the public API, --offline), if so.
     public let cloudUnavailableReason: String?
 
     public init(classifier: Classifier, answers: EdgeAnswers, router: Router, small: CloudTierClient?,
                 large: CloudTierClient?, cache: ResponseCache, sink: DecisionSink?, options: CascadeOptions,
-                modelVersion: String) {
+                modelVersion: String, candidate: CandidateModel? = nil) {
+        self.candidate = candidate
         self.classifier = classifier; self.answers = answers; self.router = router; self.small = small
         self.large = large; self.cache = cache; self.sink = sink; self.options = options; self.modelVersion = modelVersion
         if options.offline {
@@ -76,16 +99,39 @@ public final class Cascade: Sendable {
         let tokenized = Clock.seconds()
         let output = try classifier.model.forward(encoded, workspace: &workspace)
         let edge = classifier.decide(logits: Array(output.logits(0)), tokenCount: encoded.lengths[0])
-        return try answer(query, history: history, edge: edge, startedAt: start,
-                          tokenizeMs: (tokenized - start) * 1e3, inferenceMs: (Clock.seconds() - tokenized) * 1e3)
+        let inferred = Clock.seconds()
+        var candidateEdge: (Classification, Double)? = nil
+        if let candidate {
+            let c = candidate.classifier
+            let e = c.encode([query])
+            let out = try c.model.forward(e, workspace: &workspace)
+            candidateEdge = (c.decide(logits: Array(out.logits(0)), tokenCount: e.lengths[0]), (Clock.seconds() - inferred) * 1e3)
+        }
+        return try answer(query, history: history, edge: edge, candidateEdge: candidateEdge, startedAt: start,
+                          tokenizeMs: (tokenized - start) * 1e3, inferenceMs: (inferred - tokenized) * 1e3)
     }
 
     /// The decision once the edge classification of `query` is known: a server runs the
     /// forward pass in a shared batch and the rest (routing, cloud, record) here.
     /// `startedAt` is the `Clock.seconds()` the query arrived, for the total latency.
-    public func answer(_ query: String, history: [ChatMessage] = [], edge: Classification, startedAt start: Double,
-                       tokenizeMs: Double, inferenceMs: Double) throws -> Decision {
+    /// `candidateEdge`: the candidate model's classification of the same query and its
+    /// milliseconds, when a candidate is configured.
+    public func answer(_ query: String, history: [ChatMessage] = [], edge primaryEdge: Classification,
+                       candidateEdge: (Classification, Double)? = nil, startedAt start: Double,
+                       tokenizeMs: Double, inferenceMs primaryMs: Double) throws -> Decision {
         let routing = Clock.seconds()
+        // On a canary share the candidate answers its part of the queries; the other model's
+        // view is recorded beside the decision either way.
+        var edge = primaryEdge, inferenceMs = primaryMs, modelVersion = self.modelVersion
+        var other: (Classification, Double, String, Bool)? = nil
+        if let candidate, let (candidateResult, candidateMs) = candidateEdge {
+            if candidate.serves(query) {
+                other = (primaryEdge, primaryMs, self.modelVersion, true)
+                (edge, inferenceMs, modelVersion) = (candidateResult, candidateMs, candidate.modelVersion)
+            } else {
+                other = (candidateResult, candidateMs, candidate.modelVersion, false)
+            }
+        }
         let complexity = router.complexity(of: query, confidence: Double(edge.confidence))
         let verdict = router.edgeVerdict(confidence: Double(edge.confidence), outOfScope: edge.outOfScope, complexity: complexity)
         let category = TaskCategory.of(query)
@@ -99,6 +145,15 @@ public final class Cascade: Sendable {
             cached: false, review: false, queryText: options.recordText ? query : nil,
             queryHash: options.hashQuery(query), answer: "", shadow: nil)
         let edgeAnswer = edge.outOfScope ? nil : answers.answer(label: edge.label, query: query)
+        if let (result, ms, version, candidateServed) = other {
+            let c = router.complexity(of: query, confidence: Double(result.confidence))
+            let v = router.edgeVerdict(confidence: Double(result.confidence), outOfScope: result.outOfScope, complexity: c)
+            let answerable = !result.outOfScope && answers.answer(label: result.label, query: query) != nil
+            d.candidate = CandidateResult(
+                modelVersion: version, label: result.label, confidence: Double(result.confidence), outOfScope: result.outOfScope,
+                route: v.answerAtEdge && answerable ? .edge : (category.startsAtLargeTier ? .large : .small),
+                reason: v.reason, candidateServed: candidateServed, edgeMs: ms)
+        }
 
         if verdict.answerAtEdge && !options.shadow, let edgeAnswer {
             d.route = .edge

@@ -76,6 +76,29 @@ public struct ShadowComparison: Sendable, Equatable {
     }
 }
 
+/// A second edge model run beside the primary one: in shadow (share 0) it only records what
+/// it would have done; on a canary share it answers its part of the traffic, and then the
+/// primary's view is what this records.
+public struct CandidateResult: Sendable, Equatable {
+    /// The model that did not answer: the candidate's version in shadow, the primary's when
+    /// the candidate served the query (so both sides are always compared).
+    public var modelVersion: String
+    public var label: String
+    public var confidence: Double
+    public var outOfScope: Bool
+    /// Where it would have sent the query.
+    public var route: Route
+    public var reason: String
+    /// True when the candidate answered this query (canary), false in shadow.
+    public var candidateServed: Bool
+    public var edgeMs: Double
+    public init(modelVersion: String, label: String, confidence: Double, outOfScope: Bool, route: Route, reason: String,
+                candidateServed: Bool, edgeMs: Double) {
+        self.modelVersion = modelVersion; self.label = label; self.confidence = confidence; self.outOfScope = outOfScope
+        self.route = route; self.reason = reason; self.candidateServed = candidateServed; self.edgeMs = edgeMs
+    }
+}
+
 /// Why a decision is in the review queue.
 public enum ReviewReason: String, Sendable, CaseIterable {
     /// Answered at the edge between the review and answer bands.
@@ -121,6 +144,8 @@ public struct Decision: Sendable, Equatable {
     /// The query text kept for the reviewer (even without --record-text, unless
     /// review.keep_text is off); stored apart from `queryText`.
     public var reviewText: String?
+    /// The candidate edge model's view of the same query (shadow or canary).
+    public var candidate: CandidateResult?
 
     public init(timestamp: Double, modelVersion: String, route: Route, reason: String, label: String, confidence: Double,
                 outOfScope: Bool, complexity: ComplexityScore, category: String, tiers: [TierCall], costUSD: Double,

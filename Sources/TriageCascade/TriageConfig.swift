@@ -29,6 +29,10 @@ public struct TriageConfig: Sendable {
     public var reviewKeepText = true
     /// Seeds the review sample's draws (reproducible audits and tests); nil: a fresh draw each run.
     public var reviewSampleSeed: UInt64? = nil
+    /// A candidate edge model (candidate.model) and the share of queries it answers
+    /// (candidate.share; 0 = shadow).
+    public var candidateModel: String? = nil
+    public var candidateShare = 0.0
     /// The share of wrong answers each tier may give (error_budget.edge, error_budget.small).
     public var edgeErrorBudget = 0.05
     public var smallErrorBudget = 0.10
@@ -124,6 +128,19 @@ public struct TriageConfig: Sendable {
                     default: throw CascadeError("unknown key review.\(k)")
                     }
                 }
+            case "candidate":
+                for (k, v) in value.objectPairs ?? [] {
+                    switch k {
+                    case "model":
+                        guard let m = v.stringValue, !m.isEmpty else { throw CascadeError("candidate.model must be a model directory") }
+                        c.candidateModel = m
+                    case "share":
+                        let r = try positive(v, "candidate.share", allowZero: true)
+                        guard r <= 1 else { throw CascadeError("candidate.share must be between 0 and 1") }
+                        c.candidateShare = r
+                    default: throw CascadeError("unknown key candidate.\(k)")
+                    }
+                }
             case "error_budget":
                 for (k, v) in value.objectPairs ?? [] {
                     let b = try positive(v, "error_budget.\(k)")
@@ -138,7 +155,7 @@ public struct TriageConfig: Sendable {
                 guard let s = value.stringValue else { throw CascadeError("system_prompt must be a string") }
                 c.systemPrompt = s
             default:
-                throw CascadeError("unknown key \"\(key)\" (expected cloud, small, large, router, cache, record, review, error_budget, system_prompt)")
+                throw CascadeError("unknown key \"\(key)\" (expected cloud, small, large, router, cache, record, review, error_budget, candidate, system_prompt)")
             }
         }
         c.small.name = "small"

@@ -221,6 +221,8 @@ public struct Report: Sendable {
     public let accuracySource: String
     /// What the review labels measured (nil when none were given).
     public let measured: MeasuredAccuracy?
+    /// The candidate edge model against the primary (nil when none ran).
+    public let candidate: CandidateComparison?
     public let inScopeQueries: Int
     public let edgeUtilisation: Double?
     /// Why the edge did not answer in-scope queries: reason → count, most frequent first.
@@ -242,7 +244,9 @@ public struct Report: Sendable {
 
     /// Computes the report over `decisions` with `timestamp >= since` (all when nil).
     public init(decisions all: [Decision], since: Double? = nil, now: Double = Clock.unixTime(),
-                policy: ReportPolicy = ReportPolicy(), measured: MeasuredAccuracy? = nil) {
+                policy: ReportPolicy = ReportPolicy(), measured: MeasuredAccuracy? = nil,
+                candidate: CandidateComparison? = nil) {
+        self.candidate = candidate
         self.policy = policy
         self.generatedAt = now
         self.since = since
@@ -671,6 +675,18 @@ extension Report {
         put("shadow", shadowJSON)
         put("accuracy_estimate", num(accuracyEstimate))
         put("accuracy_source", .string(accuracySource))
+        if let c = candidate {
+            func side(_ s: CandidateComparison.Side) -> JSONValue {
+                .object([("model_version", .string(s.modelVersion)), ("edge_share", .number(s.edgeShare)),
+                         ("labelled", .int(s.labelled)), ("correct", .int(s.correct)), ("accuracy", num(s.accuracy)),
+                         ("edge_ms_p50", num(s.edgeMsP50))])
+            }
+            put("candidate", .object([
+                ("queries", .int(c.queries)), ("candidate_served", .int(c.candidateServed)), ("agreement", .number(c.agreement)),
+                ("primary", side(c.primary)), ("candidate", side(c.candidate)),
+                ("recommendation", .string(c.recommendation)), ("why", .string(c.why)),
+            ]))
+        }
         if let m = measured {
             let e = m.edge
             func budget(_ accuracy: Double?, _ budget: Double) -> JSONValue {
@@ -795,6 +811,19 @@ extension Report {
             line("no labels yet: `triage review export`, label, `triage review import`")
         }
 
+        if let c = candidate {
+            section("Candidate model")
+            func side(_ name: String, _ s: CandidateComparison.Side) {
+                line("\(name.padded(10)) \(s.modelVersion): edge share \(pct1(s.edgeShare)), "
+                     + (s.accuracy.map { "right on \(s.correct)/\(s.labelled) labelled (\(pct1($0)))" } ?? "no labelled queries")
+                     + (s.edgeMsP50.map { ", edge p50 \(fmt($0, 2)) ms" } ?? ""))
+            }
+            line("\(c.queries) queries with both models (\(c.candidateServed) answered by the candidate); agreement \(pct1(c.agreement))")
+            side("primary", c.primary)
+            side("candidate", c.candidate)
+            line("recommendation: \(c.recommendation.replacingUnderscores()) — \(c.why)")
+        }
+
         section("Shadow mode")
         if let s = shadow {
             line("\(s.queries) shadow queries: agreement \(fmt(s.agreementRate, 2)), over-routing \(fmt(s.overRoutingRate, 2)) (\(s.overRouted)), "
@@ -879,6 +908,7 @@ extension DecisionStore {
     public func report(since: Double? = nil, now: Double = Clock.unixTime(), policy: ReportPolicy = ReportPolicy()) throws -> Report {
         let items = try reviewItems(since: since)
         let measured = MeasuredAccuracy(items: items, edgeAnswers: try edgeAnswerCounts(since: since))
-        return Report(decisions: try decisions(since: since), since: since, now: now, policy: policy, measured: measured)
+        return Report(decisions: try decisions(since: since), since: since, now: now, policy: policy, measured: measured,
+                      candidate: CandidateComparison(rows: try candidateRows(since: since)))
     }
 }

@@ -24,6 +24,19 @@ extension Schema {
             labelled_at REAL NOT NULL
         )
         """,
+        """
+        CREATE TABLE candidate_results (
+            decision_id      INTEGER PRIMARY KEY REFERENCES decisions(id),
+            model_version    TEXT NOT NULL,
+            label            TEXT NOT NULL,
+            confidence       REAL NOT NULL,
+            out_of_scope     INTEGER NOT NULL,
+            route            TEXT NOT NULL,
+            reason           TEXT NOT NULL,
+            candidate_served INTEGER NOT NULL,
+            edge_ms          REAL NOT NULL
+        )
+        """,
     ]
 }
 
@@ -90,8 +103,25 @@ public struct ReviewLabel: Sendable, Equatable {
 extension DecisionStore {
     static let insertReviewSQL = "INSERT INTO review_queue (decision_id, reason, query_text) VALUES (?1, ?2, ?3)"
 
-    /// Queues a decision for review inside `insert`'s transaction.
+    /// The candidate model's view and the review queue entry of a decision, inside
+    /// `insert`'s transaction.
     static func queueForReview(_ conn: Connection, id: Int64, _ d: Decision) throws {
+        if let c = d.candidate {
+            let st = try conn.prepare("""
+                INSERT INTO candidate_results (decision_id, model_version, label, confidence, out_of_scope, route, reason,
+                                               candidate_served, edge_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                """, for: "record the candidate model's result")
+            try st.bind(1, Int(id))
+            try st.bind(2, c.modelVersion)
+            try st.bind(3, c.label)
+            try st.bind(4, c.confidence)
+            try st.bind(5, c.outOfScope)
+            try st.bind(6, c.route.rawValue)
+            try st.bind(7, c.reason)
+            try st.bind(8, c.candidateServed)
+            try st.bind(9, c.edgeMs)
+            _ = try st.step()
+        }
         guard let reason = d.reviewReason else { return }
         let st = try conn.prepare(insertReviewSQL, for: "queue a decision for review")
         try st.bind(1, Int(id))

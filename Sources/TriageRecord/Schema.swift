@@ -20,7 +20,7 @@ enum Schema {
                   + v1Indexes),
         Migration(version: 2, summary: "task category, review flag, shadow mode, answer confidence",
                   statements: v2Changes),
-        Migration(version: 4, summary: "the review queue and its labels", statements: v4Review),
+        Migration(version: 4, summary: "the review queue, its labels and candidate model results", statements: v4Review),
     ]
 
     // MARK: Version 1 — the first release: no category, review flag, shadow comparison or

@@ -137,11 +137,21 @@ public final class EdgeService: Sendable {
         let tokenized = Clock.seconds() - start
         let (logits, timing) = try await queue.classify(classifier: engine.classifier, sequences: sequences)
         let edge = engine.classifier.decide(logits: logits[0], tokenCount: sequences[0].count)
+        var candidateEdge: (Classification, Double)? = nil
+        if let candidate = engine.candidate {
+            // The candidate goes through the same queue (its own batches) as the primary.
+            let c = candidate.classifier
+            let ids = try encode([.single(query)], classifier: c, truncate: true)
+            let (candidateLogits, candidateTiming) = try await queue.classify(classifier: c, sequences: ids)
+            candidateEdge = (c.decide(logits: candidateLogits[0], tokenCount: ids[0].count),
+                             (candidateTiming.queueSeconds + candidateTiming.inferenceSeconds) * 1e3)
+        }
         let cascade = offline ? engine.offlineCascade : engine.cascade
+        let found = candidateEdge
         do {
             let decision = try await cloud.run {
-                try cascade.answer(query, history: history, edge: edge, startedAt: start, tokenizeMs: tokenized * 1e3,
-                                   inferenceMs: (timing.queueSeconds + timing.inferenceSeconds) * 1e3)
+                try cascade.answer(query, history: history, edge: edge, candidateEdge: found, startedAt: start,
+                                   tokenizeMs: tokenized * 1e3, inferenceMs: (timing.queueSeconds + timing.inferenceSeconds) * 1e3)
             }
             return AskOutcome(decision: decision, tokenizeSeconds: tokenized, timing: timing, tokens: sequences[0].count)
         } catch let e as ServiceError {

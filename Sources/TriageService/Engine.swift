@@ -22,6 +22,9 @@ public struct EngineSettings: Sendable {
     public var recordOff = false
     /// The record file (nil: the config's record path, else the default path).
     public var recordPath: String?
+    /// A candidate edge model and its share of the answers (nil: the config's candidate.*).
+    public var candidateModel: String?
+    public var candidateShare: Double?
 
     public init(modelDirectory: String, classifier: Classifier.Options = Classifier.Options(), configPath: String? = nil) {
         self.modelDirectory = modelDirectory; self.classifier = classifier; self.configPath = configPath
@@ -37,6 +40,8 @@ public final class Engine: Sendable {
     public let classifier: Classifier
     public let answers: EdgeAnswerBook
     public let store: DecisionStore?
+    /// The candidate edge model beside the primary one, if configured.
+    public let candidate: CandidateModel?
     /// The cascade as `settings` say (offline or not).
     public let cascade: Cascade
     /// The same model, answer book, cache and record with no network, for a request that
@@ -56,6 +61,17 @@ public final class Engine: Sendable {
         } catch { throw ServiceError(.badModel, "\(error)") }
         let answers = try EdgeAnswerBook.load(directory: settings.modelDirectory, labels: classifier.labels,
                                               outOfScopeLabel: classifier.calibration.outOfScopeLabel, warn: warn)
+        var candidate: CandidateModel? = nil
+        if let dir = settings.candidateModel ?? config.candidateModel {
+            do {
+                let c = try Classifier.load(directory: dir, options: settings.classifier)
+                guard c.labels == classifier.labels else {
+                    throw ServiceError(.badModel, "candidate model \(dir) has other labels than \(settings.modelDirectory): they cannot be compared")
+                }
+                candidate = CandidateModel(classifier: c, share: settings.candidateShare ?? config.candidateShare,
+                                           modelVersion: c.modelVersion)
+            } catch let e as ServiceError { throw e } catch { throw ServiceError(.badModel, "candidate model: \(error)") }
+        }
         var store = reused
         if store == nil && !settings.recordOff {
             do { store = try DecisionStore(path: settings.recordPath ?? config.recordPath ?? DecisionStore.defaultPath()) } catch {
@@ -69,11 +85,12 @@ public final class Engine: Sendable {
             cacheStorage = settings.offline ? InMemoryResponseCache() : try SQLiteResponseCache.storage(configuredPath: config.cachePath)
         } catch { throw ServiceError(.internal, "response cache: \(error)") }
         return Engine(settings: settings, config: config, classifier: classifier, answers: answers, store: store,
-                      cacheStorage: cacheStorage)
+                      cacheStorage: cacheStorage, candidate: candidate)
     }
 
     init(settings: EngineSettings, config: TriageConfig, classifier: Classifier, answers: EdgeAnswerBook, store: DecisionStore?,
-         cacheStorage: ResponseCacheStorage = InMemoryResponseCache()) {
+         cacheStorage: ResponseCacheStorage = InMemoryResponseCache(), candidate: CandidateModel? = nil) {
+        self.candidate = candidate
         self.settings = settings; self.config = config; self.classifier = classifier; self.answers = answers
         self.store = store
         var options = CascadeOptions()
@@ -99,10 +116,12 @@ public final class Engine: Sendable {
         options.offline = settings.offline
         cascade = Cascade(classifier: classifier, answers: answers, router: router,
                           small: settings.offline ? nil : small, large: settings.offline ? nil : large,
-                          cache: cache, sink: store, options: options, modelVersion: classifier.modelVersion)
+                          cache: cache, sink: store, options: options, modelVersion: classifier.modelVersion,
+                          candidate: candidate)
         offlineCascade = settings.offline ? cascade : Cascade(
             classifier: classifier, answers: answers, router: router, small: nil, large: nil,
-            cache: cache, sink: store, options: offlineOptions, modelVersion: classifier.modelVersion)
+            cache: cache, sink: store, options: offlineOptions, modelVersion: classifier.modelVersion,
+            candidate: candidate)
         loadedAt = Clock.unixTime()
     }
 

@@ -59,6 +59,15 @@ public enum WireJSON {
                                  ("cloud_ms", .number(d.latency.cloudMs)), ("total_ms", .number(d.latency.totalMs))])),
             ("cached", .bool(d.cached)), ("review", .bool(d.review)),
         ]
+        if let c = d.candidate {
+            pairs.append(("candidate", .object([
+                // The model that did not answer: the candidate in shadow, the primary when the candidate served.
+                ("view_of", .string(c.candidateServed ? "primary" : "candidate")),
+                ("model_version", .string(c.modelVersion)), ("candidate_served", .bool(c.candidateServed)),
+                ("label", .string(c.label)), ("confidence", .number(c.confidence)), ("out_of_scope", .bool(c.outOfScope)),
+                ("route", .string(c.route.rawValue)), ("reason", .string(c.reason)), ("edge_ms", .number(c.edgeMs)),
+            ])))
+        }
         if let s = d.shadow {
             pairs.append(("shadow", .object([("edge_route", .string(s.edgeRoute.rawValue)), ("edge_reason", .string(s.edgeReason)),
                                              ("cloud_label", s.cloudLabel.map { .string($0) } ?? .null)])))
