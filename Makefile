@@ -3,7 +3,7 @@ SWIFT ?= swift
 MODEL ?= weights/banking77
 TRIAGE := .build/release/triage
 
-.PHONY: deps build run test bench clean fixtures
+.PHONY: deps build build-cli-only run serve test bench serve-bench clean fixtures
 
 deps:
 	@scripts/install-deps.sh
@@ -12,6 +12,10 @@ deps:
 # glibc, OpenBLAS and libcurl on the machine it runs on.
 build: deps
 	$(SWIFT) build -c release --product triage --static-swift-stdlib
+
+# The same binary without `triage serve` (no SwiftNIO, no Hummingbird): see README.
+build-cli-only: deps
+	TRIAGE_CLI_ONLY=1 $(SWIFT) build -c release --product triage --static-swift-stdlib --scratch-path .build-cli-only
 
 SAMPLES = "I still have not received my new card, it has been two weeks" \
 	"How do I top up my account with Apple Pay?" \
@@ -26,12 +30,20 @@ run: build
 
 # Release mode: the instruction-set modules inline the shared kernels only when optimising,
 # so only a release build really compares the AVX-512, AVX2 and portable code paths.
+# The HTTP service on 127.0.0.1:3000 with the shipped INT8 model (SERVE_FLAGS adds options).
+serve: build
+	$(TRIAGE) serve --model $(MODEL) --int8 $(SERVE_FLAGS)
+
 test:
 	@scripts/install-deps.sh --test
 	$(SWIFT) test -c release --enable-testable-imports
 
 bench: build
 	$(TRIAGE) bench --model $(MODEL)
+
+# Load test of `triage serve` with wrk (see tools/serve_bench.py).
+serve-bench: build
+	python3 tools/serve_bench.py
 
 # Regenerates every fixture with the Python references (needs network access to PyPI once).
 fixtures:

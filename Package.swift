@@ -108,8 +108,8 @@ let package = Package(
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ]),
         .testTarget(name: "TriageHTTPTests", dependencies: [
-            "TriageHTTP", "TriageService", "TriageClassifier", "TriageCloud", "TriageJSON", "TriageSystem",
-            "TriageTestSupport",
+            "TriageHTTP", "TriageService", "TriageClassifier", "TriageCascade", "TriageCloud", "TriageJSON",
+            "TriageModel", "TriageRecord", "TriageSystem", "TriageTestSupport",
         ]),
     ]),
     swiftLanguageModes: [.v6]

@@ -87,7 +87,7 @@ struct Serve: AsyncParsableCommand {
             options.payloadLimit = payloadLimit
             options.shutdownTimeout = shutdownTimeout
             options.handleSignals = true
-            logger.info("model loaded", metadata: ["model": "\(engine.classifier.modelVersion)",
+            logger.info("model loaded", metadata: ["model": "\(engine.modelVersion)",
                                                    "kernels": "\(engine.classifier.model.runtime.kernels.name)",
                                                    "threads": "\(engine.classifier.model.runtime.threads)",
                                                    "api_key": "\(options.apiKey == nil ? "none" : "required")"])

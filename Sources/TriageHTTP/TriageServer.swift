@@ -1,5 +1,8 @@
 import HTTPTypes
 import Hummingbird
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -46,6 +49,7 @@ public final class TriageServer: Sendable {
         self.options = options
         self.logger = logger
         key = options.apiKey.flatMap { $0.isEmpty ? nil : BearerKey($0) }
+        service.queue.observeBatches { [metrics] in metrics.batch(sequences: $0, tokens: $1) }
     }
 
     /// Serves until SIGTERM/SIGINT (with `handleSignals`) or `shutdown()`: then stops
@@ -67,7 +71,6 @@ public final class TriageServer: Sendable {
             gracefulShutdownSignals: options.handleSignals ? [.sigterm, .sigint] : [],
             logger: logger)
         config.maximumGracefulShutdownDuration = .milliseconds(Int64(options.shutdownTimeout * 1000))
-        config.maximumCancellationDuration = .seconds(5)
         let serviceGroup = ServiceGroup(configuration: config)
         group.withLock { $0 = serviceGroup }
         defer { service.shutdown() }
@@ -84,6 +87,15 @@ public final class TriageServer: Sendable {
     func beginDraining() {
         draining.store(true, ordering: .relaxed)
         logger.info("draining: finishing accepted requests", metadata: ["timeout_s": "\(options.shutdownTimeout)"])
+        guard options.handleSignals else { return }
+        // The bound on the drain: a handler waiting on the model cannot be cancelled, so
+        // past the timeout the process ends itself (the record is written per decision).
+        let (timeout, logger, queue) = (options.shutdownTimeout, logger, service.queue)
+        Task.detached {
+            try? await Task.sleep(for: .milliseconds(Int64(timeout * 1000) + 1000))
+            logger.warning("shutdown timeout: exiting with requests unfinished", metadata: ["in_flight": "\(queue.inFlight)"])
+            exit(0)
+        }
     }
 
     /// Loads the model directory and config again (SIGHUP); a broken one is refused and
@@ -96,7 +108,7 @@ public final class TriageServer: Sendable {
                 do { return try service.reload(warn: { _ in }) } catch { throw error }
             }
             metrics.modelReloads["ok"]?.increment()
-            logger.info("reloaded", metadata: ["model": "\(engine.classifier.modelVersion)"])
+            logger.info("reloaded", metadata: ["model": "\(engine.modelVersion)"])
             return true
         } catch {
             metrics.modelReloads["refused"]?.increment()
@@ -165,7 +177,7 @@ public final class TriageServer: Sendable {
                     return .json(WireJSON.error("draining: the server is shutting down", type: "unhealthy"), status: 503)
                 }
                 return name == "health" ? Reply(status: 200, body: "", contentType: "text/plain")
-                    : .json(.object([("status", .string("ready")), ("model", .string(service.engine.classifier.modelVersion))]))
+                    : .json(.object([("status", .string("ready")), ("model", .string(service.engine.modelVersion))]))
             case "livez": return .json(.object([("status", .string("alive"))]))
             default: return .error(ServiceError(.internal, "no handler for \(name)"))
             }
@@ -175,14 +187,22 @@ public final class TriageServer: Sendable {
     }
 
     private func body(_ request: inout Request) async throws(ServiceError) -> JSONValue {
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > options.payloadLimit {
-            throw ServiceError(.payloadTooLarge, "payload of \(length) bytes is over the limit of \(options.payloadLimit) bytes")
+        // Read to the end even past the limit (keeping nothing of the excess): a response
+        // sent while the client is still sending would leave both sides waiting.
+        var bytes: [UInt8] = []
+        var total = 0
+        do {
+            for try await chunk in request.body {
+                total += chunk.readableBytes
+                if total <= options.payloadLimit { bytes += chunk.readableBytesView }
+            }
+        } catch {
+            throw ServiceError(.invalidInput, "the request body could not be read: \(error)")
         }
-        let buffer: ByteBuffer
-        do { buffer = try await request.body.collect(upTo: options.payloadLimit) } catch {
-            throw ServiceError(.payloadTooLarge, "payload is over the limit of \(options.payloadLimit) bytes")
+        if total > options.payloadLimit {
+            throw ServiceError(.payloadTooLarge, "payload of \(total) bytes is over the limit of \(options.payloadLimit) bytes")
         }
-        return try RequestParsing.object(Array(buffer.readableBytesView))
+        return try RequestParsing.object(bytes)
     }
 
     // MARK: Handlers
@@ -249,7 +269,7 @@ public final class TriageServer: Sendable {
         return .object([
             ("model_id", .string(options.modelId ?? c.directory)),
             ("model_sha", .null),
-            ("model_version", .string(c.modelVersion)),
+            ("model_version", .string(engine.modelVersion)),
             ("model_dtype", .string(c.model.weights.isInt8 ? "int8" : "float32")),
             ("served_model_name", .string(options.modelId ?? c.directory)),
             ("model_type", .object([("classifier", .object([

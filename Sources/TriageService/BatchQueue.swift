@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 import TriageClassifier
 import TriageModel
 import TriageSystem
@@ -34,8 +35,8 @@ public struct BatchTiming: Sendable {
 /// sums differently with the batch's row count).
 public final class BatchQueue: @unchecked Sendable {
     public let limits: QueueLimits
-    /// Called on the worker after each forward pass: sequences and tokens in it.
-    private let onBatch: @Sendable (_ sequences: Int, _ tokens: Int) -> Void
+    /// Called on the worker after each forward pass with its sequences and tokens (metrics).
+    private let batchObserver = Mutex<(@Sendable (_ sequences: Int, _ tokens: Int) -> Void)?>(nil)
 
     private final class Job {
         let classifier: Classifier
@@ -65,10 +66,14 @@ public final class BatchQueue: @unchecked Sendable {
     private var stopping = false
     private var thread: pthread_t?
 
-    public init(limits: QueueLimits, onBatch: @escaping @Sendable (Int, Int) -> Void = { _, _ in }) {
+    public init(limits: QueueLimits) {
         self.limits = limits
-        self.onBatch = onBatch
         thread = startThread { [self] in workerLoop() }
+    }
+
+    /// `observer` is told the sequences and tokens of every forward pass, on the worker thread.
+    public func observeBatches(_ observer: @escaping @Sendable (_ sequences: Int, _ tokens: Int) -> Void) {
+        batchObserver.withLock { $0 = observer }
     }
 
     /// Sequences admitted and not yet answered.
@@ -183,7 +188,7 @@ public final class BatchQueue: @unchecked Sendable {
             result = .failure(ServiceError(.internal, "inference failed: \(error)"))
         }
         let seconds = Clock.seconds() - start
-        onBatch(batch.count, tokens.count)
+        batchObserver.withLock { $0 }?(batch.count, tokens.count)
         var finished: [Job] = []
         var timed = Set<ObjectIdentifier>()
         lock.withLock {

@@ -63,11 +63,10 @@ public final class EdgeService: Sendable {
     private let current: Mutex<Engine>
     private let reloading = Mutex(false)
 
-    public init(engine: Engine, limits: ServiceLimits = ServiceLimits(),
-                onBatch: @escaping @Sendable (_ sequences: Int, _ tokens: Int) -> Void = { _, _ in }) {
+    public init(engine: Engine, limits: ServiceLimits = ServiceLimits()) {
         self.limits = limits
         current = Mutex(engine)
-        queue = BatchQueue(limits: limits.queue, onBatch: onBatch)
+        queue = BatchQueue(limits: limits.queue)
         cloud = BlockingPool(threads: limits.cloudThreads, maxQueued: limits.maxCloudQueued)
     }
 

@@ -48,6 +48,9 @@ public final class Engine: Sendable {
     /// asks for offline answers.
     public let offlineCascade: Cascade
     public let loadedAt: Double
+    /// The model's name and fingerprint, read once at load (the files may change on disk
+    /// before a reload picks them up).
+    public let modelVersion: String
 
     /// Loads and checks everything. `store` reuses an open record (a reload keeps the one
     /// connection); `warn` receives what is usable but worth saying (no answer book).
@@ -93,6 +96,8 @@ public final class Engine: Sendable {
         self.candidate = candidate
         self.settings = settings; self.config = config; self.classifier = classifier; self.answers = answers
         self.store = store
+        let modelVersion = classifier.modelVersion
+        self.modelVersion = modelVersion
         var options = CascadeOptions()
         options.shadow = settings.shadow
         options.recordText = settings.recordText
@@ -116,12 +121,10 @@ public final class Engine: Sendable {
         options.offline = settings.offline
         cascade = Cascade(classifier: classifier, answers: answers, router: router,
                           small: settings.offline ? nil : small, large: settings.offline ? nil : large,
-                          cache: cache, sink: store, options: options, modelVersion: classifier.modelVersion,
-                          candidate: candidate)
+                          cache: cache, sink: store, options: options, modelVersion: modelVersion, candidate: candidate)
         offlineCascade = settings.offline ? cascade : Cascade(
             classifier: classifier, answers: answers, router: router, small: nil, large: nil,
-            cache: cache, sink: store, options: offlineOptions, modelVersion: classifier.modelVersion,
-            candidate: candidate)
+            cache: cache, sink: store, options: offlineOptions, modelVersion: modelVersion, candidate: candidate)
         loadedAt = Clock.unixTime()
     }
 
