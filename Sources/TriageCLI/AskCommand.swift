@@ -53,7 +53,8 @@ struct Ask: ParsableCommand {
                                                   outOfScopeLabel: classifier.calibration.outOfScopeLabel)
             var store: DecisionStore? = nil
             if !recordOff {
-                store = try DecisionStore(path: db ?? settings.recordPath ?? DecisionStore.defaultPath())
+                store = try DecisionStore(path: db ?? settings.recordPath ?? DecisionStore.defaultPath(),
+                                          node: settings.node, maxPending: settings.maxPending)
             }
             var options = CascadeOptions()
             options.offline = offline
