@@ -57,7 +57,7 @@ let package = Package(
             "TriageJSON", "TriageSystem", "TriageClassifier", "TriageCloud", "TriageAnswers",
         ]),
         // The durable decision record (SQLite) and the operator's report.
-        .target(name: "TriageRecord", dependencies: ["CSQLite", "TriageJSON", "TriageSystem", "TriageCascade"]),
+        .target(name: "TriageRecord", dependencies: ["CSQLite", "TriageJSON", "TriageSystem", "TriageCloud", "TriageCascade"]),
         .executableTarget(name: "TriageCLI", dependencies: [
             "TriageSystem", "TriageJSON", "TriageTokenizer", "TriageTensors", "TriageKernels", "TriageModel",
             "TriageClassifier", "TriageKernelSelect", "TriageCloud", "TriageAnswers", "TriageCascade", "TriageRecord",
