@@ -26,9 +26,10 @@ run: build
 
 # Release mode: the instruction-set modules inline the shared kernels only when optimising,
 # so only a release build really compares the AVX-512, AVX2 and portable code paths.
+# The fleet tests need a PostgreSQL server: with-postgres.sh starts a throwaway one for the run.
 test:
 	@scripts/install-deps.sh --test
-	$(SWIFT) test -c release --enable-testable-imports
+	scripts/with-postgres.sh $(SWIFT) test -c release --enable-testable-imports
 
 bench: build
 	$(TRIAGE) bench --model $(MODEL)

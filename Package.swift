@@ -11,11 +11,13 @@ let package = Package(
         .library(name: "Triage", targets: [
             "TriageSystem", "TriageJSON", "TriageTokenizer", "TriageTensors", "TriageKernels",
             "TriageKernelsSSE4", "TriageKernelsAVX2", "TriageKernelsAVX512", "TriageKernelSelect",
-            "TriageModel", "TriageClassifier", "TriageCloud", "TriageAnswers", "TriageCascade", "TriageRecord",
+            "TriageModel", "TriageClassifier", "TriageCloud", "TriageAnswers", "TriageCascade", "TriageRecord", "TriageFleet",
         ]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // System libraries: the only two things an edge box needs besides the binary.
@@ -58,9 +60,15 @@ let package = Package(
         ]),
         // The durable decision record (SQLite) and the operator's report.
         .target(name: "TriageRecord", dependencies: ["CSQLite", "TriageJSON", "TriageSystem", "TriageCloud", "TriageCascade"]),
+        // The fleet: ships each box's record to one PostgreSQL database and reads it back.
+        .target(name: "TriageFleet", dependencies: [
+            "TriageJSON", "TriageSystem", "TriageCascade", "TriageRecord",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(name: "TriageCLI", dependencies: [
             "TriageSystem", "TriageJSON", "TriageTokenizer", "TriageTensors", "TriageKernels", "TriageModel",
-            "TriageClassifier", "TriageKernelSelect", "TriageCloud", "TriageAnswers", "TriageCascade", "TriageRecord",
+            "TriageClassifier", "TriageKernelSelect", "TriageCloud", "TriageAnswers", "TriageCascade", "TriageRecord", "TriageFleet",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -74,6 +82,10 @@ let package = Package(
         .testTarget(name: "TriageCloudTests", dependencies: ["TriageCloud", "TriageJSON", "TriageSystem", "TriageTestSupport"]),
         .testTarget(name: "TriageAnswersTests", dependencies: ["TriageAnswers", "TriageJSON", "TriageSystem"]),
         .testTarget(name: "TriageRecordTests", dependencies: ["TriageRecord", "TriageCascade", "TriageJSON", "TriageSystem"]),
+        .testTarget(name: "TriageFleetTests", dependencies: [
+            "TriageFleet", "TriageRecord", "TriageCascade", "TriageJSON", "TriageSystem",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )
