@@ -34,9 +34,10 @@ run: build
 serve: build
 	$(TRIAGE) serve --model $(MODEL) --int8 $(SERVE_FLAGS)
 
+# The fleet tests need a PostgreSQL server: with-postgres.sh starts a throwaway one for the run.
 test:
 	@scripts/install-deps.sh --test
-	$(SWIFT) test -c release --enable-testable-imports
+	scripts/with-postgres.sh $(SWIFT) test -c release --enable-testable-imports
 
 bench: build
 	$(TRIAGE) bench --model $(MODEL)

@@ -16,16 +16,17 @@ let package = Package(
         .library(name: "Triage", targets: [
             "TriageSystem", "TriageJSON", "TriageTokenizer", "TriageTensors", "TriageKernels",
             "TriageKernelsSSE4", "TriageKernelsAVX2", "TriageKernelsAVX512", "TriageKernelSelect",
-            "TriageModel", "TriageClassifier", "TriageCloud", "TriageAnswers", "TriageCascade", "TriageRecord",
+            "TriageModel", "TriageClassifier", "TriageCloud", "TriageAnswers", "TriageCascade", "TriageRecord", "TriageFleet",
             "TriageService",
         ]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ] + (cliOnly ? [] : [
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
@@ -34,7 +35,7 @@ let package = Package(
         // System libraries: the only two things an edge box needs besides the binary.
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
-        .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl",
                        providers: [.apt(["libcurl4-openssl-dev"])]),
         // SQLite is linked statically from libsqlite3-dev's archive (see its module map).
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
@@ -61,8 +62,7 @@ let package = Package(
             "TriageJSON", "TriageSystem", "TriageTokenizer", "TriageKernels", "TriageKernelSelect", "TriageModel",
         ]),
         // The cloud tiers: the Anthropic Messages API over libcurl, retries, circuit breakers.
-        .target(name: "TriageCloud", dependencies: ["CCurl", "TriageJSON", "TriageSystem"],
-                swiftSettings: [.enableExperimentalFeature("Extern")]),
+        .target(name: "TriageCloud", dependencies: ["CCurl", "TriageJSON", "TriageSystem"]),
         // The offline answers for in-scope intents, with small entity extraction.
         .target(name: "TriageAnswers", dependencies: ["TriageJSON", "TriageSystem"]),
         // The router and the cascade: signals, rules, cache, edge and cloud answers.
@@ -70,7 +70,13 @@ let package = Package(
             "TriageJSON", "TriageSystem", "TriageClassifier", "TriageCloud", "TriageAnswers",
         ]),
         // The durable decision record (SQLite) and the operator's report.
-        .target(name: "TriageRecord", dependencies: ["CSQLite", "TriageJSON", "TriageSystem", "TriageCascade"]),
+        .target(name: "TriageRecord", dependencies: ["CSQLite", "TriageJSON", "TriageSystem", "TriageCloud", "TriageCascade"]),
+        // The fleet: ships each box's record to one PostgreSQL database and reads it back.
+        .target(name: "TriageFleet", dependencies: [
+            "TriageJSON", "TriageSystem", "TriageCascade", "TriageRecord",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // The assembled engine shared by the CLI and the server: configuration, model, answer
         // book, tiers, cache, record; the wire JSON; error kinds; the batching queue.
         .target(name: "TriageService", dependencies: [
@@ -79,7 +85,7 @@ let package = Package(
         ]),
         .executableTarget(name: "TriageCLI", dependencies: [
             "TriageSystem", "TriageJSON", "TriageTokenizer", "TriageTensors", "TriageKernels", "TriageModel",
-            "TriageClassifier", "TriageKernelSelect", "TriageCloud", "TriageAnswers", "TriageCascade", "TriageRecord",
+            "TriageClassifier", "TriageKernelSelect", "TriageCloud", "TriageAnswers", "TriageCascade", "TriageRecord", "TriageFleet",
             "TriageService",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ] + (cliOnly ? [] : ["TriageHTTP"]),
@@ -95,6 +101,10 @@ let package = Package(
         .testTarget(name: "TriageCloudTests", dependencies: ["TriageCloud", "TriageJSON", "TriageSystem", "TriageTestSupport"]),
         .testTarget(name: "TriageAnswersTests", dependencies: ["TriageAnswers", "TriageJSON", "TriageSystem"]),
         .testTarget(name: "TriageRecordTests", dependencies: ["TriageRecord", "TriageCascade", "TriageJSON", "TriageSystem"]),
+        .testTarget(name: "TriageFleetTests", dependencies: [
+            "TriageFleet", "TriageRecord", "TriageCascade", "TriageJSON", "TriageSystem",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+        ]),
     ] + (cliOnly ? [] : [
         // `triage serve`: handlers, status mapping, metrics and lifecycle over TriageService.
         .target(name: "TriageHTTP", dependencies: [

@@ -2,10 +2,12 @@
 # Installs the system libraries triage builds against, only if they are missing.
 # Debian/Ubuntu: libopenblas-dev (FP32 matrix products), libcurl4-openssl-dev (cloud tier),
 # libsqlite3-dev (decision record), pkg-config. With --test, also what only the tests use:
-# qemu-user, which runs the binary on emulated CPUs without AVX-512 or AVX.
+# qemu-user, which runs the binary on emulated CPUs without AVX-512 or AVX; postgresql, the
+# fleet database the fleet tests start a throwaway cluster of (scripts/with-postgres.sh);
+# chromium, the headless browser that renders the HTML report in its test.
 set -euo pipefail
 packages=(libopenblas-dev libcurl4-openssl-dev libsqlite3-dev pkg-config)
-[ "${1:-}" = "--test" ] && packages+=(qemu-user)
+[ "${1:-}" = "--test" ] && packages+=(qemu-user postgresql chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

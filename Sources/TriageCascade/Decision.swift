@@ -146,16 +146,24 @@ public struct Decision: Sendable, Equatable {
     public var reviewText: String?
     /// The candidate edge model's view of the same query (shadow or canary).
     public var candidate: CandidateResult?
+    /// A random 128-bit id (32 hex digits), unique across the fleet: with `node` it makes
+    /// shipping idempotent. Empty until the record assigns one.
+    public var uid: String
+    /// The box that recorded the decision (config `node`, default the host name); empty
+    /// until the record assigns it.
+    public var node: String
 
     public init(timestamp: Double, modelVersion: String, route: Route, reason: String, label: String, confidence: Double,
                 outOfScope: Bool, complexity: ComplexityScore, category: String, tiers: [TierCall], costUSD: Double,
                 latency: StageLatency, cached: Bool, review: Bool, queryText: String?, queryHash: String, answer: String,
-                shadow: ShadowComparison?, reviewReason: ReviewReason? = nil, reviewText: String? = nil) {
+                shadow: ShadowComparison?, uid: String = "", node: String = "", reviewReason: ReviewReason? = nil,
+                reviewText: String? = nil) {
         self.reviewReason = reviewReason; self.reviewText = reviewText
         self.timestamp = timestamp; self.modelVersion = modelVersion; self.route = route; self.reason = reason
         self.label = label; self.confidence = confidence; self.outOfScope = outOfScope; self.complexity = complexity
         self.category = category; self.tiers = tiers; self.costUSD = costUSD; self.latency = latency; self.cached = cached
         self.review = review; self.queryText = queryText; self.queryHash = queryHash; self.answer = answer; self.shadow = shadow
+        self.uid = uid; self.node = node
     }
 }
 

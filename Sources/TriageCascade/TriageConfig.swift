@@ -37,6 +37,13 @@ public struct TriageConfig: Sendable {
     public var edgeErrorBudget = 0.05
     public var smallErrorBudget = 0.10
     public var edgeCostUSD = 0.0
+    /// The fleet database, a postgres:// URL (its password may instead come from
+    /// TRIAGE_PG_PASSWORD); nil: this box ships nowhere.
+    public var postgresURL: String? = nil
+    /// Bound on unshipped decisions kept locally; nil: no bound.
+    public var maxPending: Int? = nil
+    /// This box's name in the fleet; nil: the host name.
+    public var node: String? = nil
     public var systemPrompt: String? = nil
     /// Where the settings came from, for messages.
     public var source = "defaults"
@@ -109,6 +116,14 @@ public struct TriageConfig: Sendable {
                         guard let s = v.stringValue else { throw CascadeError("record.path must be a string") }
                         c.recordPath = s
                     case "edge_cost_usd": c.edgeCostUSD = try positive(v, "record.edge_cost_usd", allowZero: true)
+                    case "postgres":
+                        guard let s = v.stringValue, s.hasPrefix("postgres://") || s.hasPrefix("postgresql://") else {
+                            throw CascadeError("record.postgres must be a postgres:// URL")
+                        }
+                        c.postgresURL = s
+                    case "max_pending":
+                        guard let n = v.intValue, n >= 1 else { throw CascadeError("record.max_pending must be a positive integer") }
+                        c.maxPending = n
                     default: throw CascadeError("unknown key record.\(k)")
                     }
                 }
@@ -151,11 +166,16 @@ public struct TriageConfig: Sendable {
                     default: throw CascadeError("unknown key error_budget.\(k)")
                     }
                 }
+            case "node":
+                guard let s = value.stringValue, !s.isEmpty, s.count <= 200 else {
+                    throw CascadeError("node must be a non-empty string of at most 200 characters")
+                }
+                c.node = s
             case "system_prompt":
                 guard let s = value.stringValue else { throw CascadeError("system_prompt must be a string") }
                 c.systemPrompt = s
             default:
-                throw CascadeError("unknown key \"\(key)\" (expected cloud, small, large, router, cache, record, review, error_budget, candidate, system_prompt)")
+                throw CascadeError("unknown key \"\(key)\" (expected cloud, small, large, router, cache, record, review, error_budget, candidate, node, system_prompt)")
             }
         }
         c.small.name = "small"

@@ -129,7 +129,6 @@ public final class HTTPClient: Sendable {
 
     public init(connectTimeout: Double = 5, requestTimeout: Double = 10, maxResponseBytes: Int = 8 << 20,
                 caFile: String? = nil) {
-        _ = curlGlobalInitResult
         self.connectTimeout = connectTimeout
         self.requestTimeout = requestTimeout
         self.maxResponseBytes = maxResponseBytes
@@ -148,10 +147,17 @@ public final class HTTPClient: Sendable {
         let easy: CurlEasy
         if let h = idle.withLock({ $0.popLast() }) {
             easy = h
-        } else if let h = CurlEasy(connectTimeout: connectTimeout, requestTimeout: requestTimeout, caFile: caFile) {
-            easy = h
         } else {
-            throw .other(code: -1, message: "curl_easy_init failed")
+            // libcurl is loaded on the first request (see Curl.swift).
+            let curl: Libcurl
+            switch Libcurl.loaded {
+            case .success(let c): curl = c
+            case .failure(let e): throw e
+            }
+            guard let h = CurlEasy(curl: curl, connectTimeout: connectTimeout, requestTimeout: requestTimeout, caFile: caFile) else {
+                throw .other(code: -1, message: "curl_easy_init failed")
+            }
+            easy = h
         }
         let result = easy.perform(method: method, url: url, headers: headers, body: body, maxResponseBytes: maxResponseBytes)
         idle.withLock { pool in
@@ -211,39 +217,41 @@ extension Substring {
 /// One libcurl easy handle and its error buffer. Used by one thread at a time (the pool
 /// guarantees it), hence `@unchecked Sendable`.
 final class CurlEasy: @unchecked Sendable {
+    let curl: Libcurl
     let handle: CurlHandlePointer
     let errorBuffer: UnsafeMutablePointer<CChar>
     let connectTimeout: Double
     let requestTimeout: Double
 
-    init?(connectTimeout: Double, requestTimeout: Double, caFile: String?) {
-        guard let h = curl_easy_init() else { return nil }
+    init?(curl: Libcurl, connectTimeout: Double, requestTimeout: Double, caFile: String?) {
+        self.curl = curl
+        guard let h = curl.easyInit() else { return nil }
         handle = h
         errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
         self.connectTimeout = connectTimeout
         self.requestTimeout = requestTimeout
         // Signals are unusable for timeouts in a multi-threaded process.
-        _ = curl_setopt_long(h, CURLOPT_NOSIGNAL, 1)
-        _ = curl_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(connectTimeout * 1000)))
-        _ = curl_setopt_long(h, CURLOPT_TIMEOUT_MS, max(1, Int(requestTimeout * 1000)))
+        _ = curl.setoptLong(h, CURLOPT_NOSIGNAL, 1)
+        _ = curl.setoptLong(h, CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(connectTimeout * 1000)))
+        _ = curl.setoptLong(h, CURLOPT_TIMEOUT_MS, max(1, Int(requestTimeout * 1000)))
         // Stated explicitly (they are libcurl's defaults) so no build or environment can
         // quietly turn verification off. There is no option in this client to disable it.
-        _ = curl_setopt_long(h, CURLOPT_SSL_VERIFYPEER, 1)
-        _ = curl_setopt_long(h, CURLOPT_SSL_VERIFYHOST, 2)
+        _ = curl.setoptLong(h, CURLOPT_SSL_VERIFYPEER, 1)
+        _ = curl.setoptLong(h, CURLOPT_SSL_VERIFYHOST, 2)
         // Replaces the trusted authorities, it does not loosen verification.
-        if let caFile { _ = caFile.withCString { curl_setopt_string(h, CURLOPT_CAINFO, $0) } }
+        if let caFile { _ = caFile.withCString { curl.setoptString(h, CURLOPT_CAINFO, $0) } }
         // A URL from the environment must not be able to reach file://, gopher:// and co.
-        _ = "http,https".withCString { curl_setopt_string(h, CURLOPT_PROTOCOLS_STR, $0) }
-        _ = curl_setopt_long(h, CURLOPT_FOLLOWLOCATION, 0)
-        _ = curl_setopt_long(h, CURLOPT_TCP_KEEPALIVE, 1)
-        _ = curl_setopt_pointer(h, CURLOPT_ERRORBUFFER, UnsafeMutableRawPointer(errorBuffer))
-        _ = curl_setopt_callback(h, CURLOPT_WRITEFUNCTION, writeBody)
-        _ = curl_setopt_callback(h, CURLOPT_HEADERFUNCTION, writeHeader)
+        _ = "http,https".withCString { curl.setoptString(h, CURLOPT_PROTOCOLS_STR, $0) }
+        _ = curl.setoptLong(h, CURLOPT_FOLLOWLOCATION, 0)
+        _ = curl.setoptLong(h, CURLOPT_TCP_KEEPALIVE, 1)
+        _ = curl.setoptPointer(h, CURLOPT_ERRORBUFFER, UnsafeMutableRawPointer(errorBuffer))
+        _ = curl.setoptCallback(h, CURLOPT_WRITEFUNCTION, writeBody)
+        _ = curl.setoptCallback(h, CURLOPT_HEADERFUNCTION, writeHeader)
     }
 
     deinit {
-        curl_easy_cleanup(handle)
+        curl.easyCleanup(handle)
         errorBuffer.deallocate()
     }
 
@@ -256,51 +264,51 @@ final class CurlEasy: @unchecked Sendable {
             // CR or LF in a value would let it inject headers; values come from the
             // environment (a key pasted with a trailing newline), so strip rather than fail.
             let value = String(header.value.unicodeScalars.filter { $0 != "\r" && $0 != "\n" })
-            list = curl_slist_append(list, "\(header.name): \(value)")
+            list = curl.slistAppend(list, "\(header.name): \(value)")
         }
         // libcurl would otherwise send `Expect: 100-continue` for larger bodies and wait a
         // second for a go-ahead that many gateways never send.
-        list = curl_slist_append(list, "Expect:")
-        defer { curl_slist_free_all(list) }
+        list = curl.slistAppend(list, "Expect:")
+        defer { curl.slistFreeAll(list) }
 
         let sink = ResponseSink(limit: maxResponseBytes)
         let sinkPointer = Unmanaged.passUnretained(sink).toOpaque()
         let rc = withExtendedLifetime(sink) { () -> CURLcode in
-            _ = url.withCString { curl_setopt_string(h, CURLOPT_URL, $0) }
+            _ = url.withCString { curl.setoptString(h, CURLOPT_URL, $0) }
             if method == "GET" {
-                _ = curl_setopt_long(h, CURLOPT_HTTPGET, 1)
+                _ = curl.setoptLong(h, CURLOPT_HTTPGET, 1)
             } else {
-                _ = curl_setopt_long(h, CURLOPT_POST, 1)
-                _ = curl_setopt_long(h, CURLOPT_POSTFIELDSIZE_LARGE, body.count)
+                _ = curl.setoptLong(h, CURLOPT_POST, 1)
+                _ = curl.setoptLong(h, CURLOPT_POSTFIELDSIZE_LARGE, body.count)
                 // COPYPOSTFIELDS: libcurl keeps its own copy, so `body` need not outlive setopt.
                 _ = body.withUnsafeBufferPointer { buf in
                     buf.baseAddress.map { p in
-                        p.withMemoryRebound(to: CChar.self, capacity: buf.count) { curl_setopt_string(h, CURLOPT_COPYPOSTFIELDS, $0) }
-                    } ?? "".withCString { curl_setopt_string(h, CURLOPT_COPYPOSTFIELDS, $0) }
+                        p.withMemoryRebound(to: CChar.self, capacity: buf.count) { curl.setoptString(h, CURLOPT_COPYPOSTFIELDS, $0) }
+                    } ?? "".withCString { curl.setoptString(h, CURLOPT_COPYPOSTFIELDS, $0) }
                 }
             }
-            if method != "GET" && method != "POST" { _ = method.withCString { curl_setopt_string(h, CURLOPT_CUSTOMREQUEST, $0) } }
-            _ = curl_setopt_pointer(h, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list))
-            _ = curl_setopt_pointer(h, CURLOPT_WRITEDATA, sinkPointer)
-            _ = curl_setopt_pointer(h, CURLOPT_HEADERDATA, sinkPointer)
-            let rc = curl_easy_perform(h)
+            if method != "GET" && method != "POST" { _ = method.withCString { curl.setoptString(h, CURLOPT_CUSTOMREQUEST, $0) } }
+            _ = curl.setoptPointer(h, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list))
+            _ = curl.setoptPointer(h, CURLOPT_WRITEDATA, sinkPointer)
+            _ = curl.setoptPointer(h, CURLOPT_HEADERDATA, sinkPointer)
+            let rc = curl.easyPerform(h)
             // The header list dies with this call; the handle must not keep a dangling pointer.
-            _ = curl_setopt_pointer(h, CURLOPT_HTTPHEADER, nil)
-            _ = curl_setopt_pointer(h, CURLOPT_WRITEDATA, nil)
-            _ = curl_setopt_pointer(h, CURLOPT_HEADERDATA, nil)
-            if method != "GET" && method != "POST" { _ = curl_setopt_pointer(h, CURLOPT_CUSTOMREQUEST, nil) }
+            _ = curl.setoptPointer(h, CURLOPT_HTTPHEADER, nil)
+            _ = curl.setoptPointer(h, CURLOPT_WRITEDATA, nil)
+            _ = curl.setoptPointer(h, CURLOPT_HEADERDATA, nil)
+            if method != "GET" && method != "POST" { _ = curl.setoptPointer(h, CURLOPT_CUSTOMREQUEST, nil) }
             return rc
         }
         var connects = 0
-        _ = curl_getinfo_long(h, CURLINFO_NUM_CONNECTS, &connects)
+        _ = curl.getinfoLong(h, CURLINFO_NUM_CONNECTS, &connects)
 
         if rc == CURLE_OK {
             var status = 0
-            _ = curl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &status)
+            _ = curl.getinfoLong(h, CURLINFO_RESPONSE_CODE, &status)
             return .success(HTTPResponse(status: status, headers: sink.headers, body: sink.body, newConnections: connects))
         }
         if rc == CURLE_WRITE_ERROR && sink.overflowed { return .failure(.responseTooLarge(limit: maxResponseBytes)) }
-        let detail = errorBuffer[0] != 0 ? String(cString: errorBuffer) : curlDescription(rc)
+        let detail = errorBuffer[0] != 0 ? String(cString: errorBuffer) : curlDescription(curl, rc)
         errorBuffer[0] = 0
         switch rc {
         case CURLE_COULDNT_CONNECT:
@@ -309,7 +317,7 @@ final class CurlEasy: @unchecked Sendable {
             // libcurl reports both timeouts with one code. Whether any request bytes went
             // out tells them apart: none means the connect (or TLS handshake) never finished.
             var requestBytes = 0
-            _ = curl_getinfo_long(h, CURLINFO_REQUEST_SIZE, &requestBytes)
+            _ = curl.getinfoLong(h, CURLINFO_REQUEST_SIZE, &requestBytes)
             if requestBytes == 0 {
                 return .failure(.connectTimeout(seconds: min(connectTimeout, requestTimeout)))
             }

@@ -45,6 +45,11 @@ public final class DecisionStore: DecisionSink, @unchecked Sendable {
     public let hasher: QueryHasher
     /// The journal mode in effect ("wal" unless the file system cannot do WAL).
     public let journalMode: String
+    /// The box's name, written into every decision it records.
+    public let node: String
+    /// The unshipped backlog is kept at or below this many decisions: past it the oldest
+    /// unshipped ones are dropped and the loss recorded as a gap (nil: no bound).
+    public let maxPending: Int?
     private let connection: Connection
     private let lock = PThreadMutex()
 
@@ -66,9 +71,12 @@ public final class DecisionStore: DecisionSink, @unchecked Sendable {
     /// Opens (creating it and its directory when writable) the record at `path` and brings its
     /// schema to the current version. Read-only opens never create or migrate anything: they
     /// need an existing record at the current version.
-    public init(path: String, readOnly: Bool = false, busyTimeoutMs: Int32 = DecisionStore.defaultBusyTimeoutMs) throws {
+    public init(path: String, readOnly: Bool = false, busyTimeoutMs: Int32 = DecisionStore.defaultBusyTimeoutMs,
+                node: String? = nil, maxPending: Int? = nil) throws {
         self.path = path
         self.readOnly = readOnly
+        self.node = node ?? DecisionStore.hostName()
+        self.maxPending = maxPending
         if readOnly {
             guard FileSystem.exists(path) else {
                 throw RecordError(path: path, operation: "open read-only", code: 0,
@@ -200,6 +208,20 @@ public final class DecisionStore: DecisionSink, @unchecked Sendable {
         }
     }
 
+    /// The host name (gethostname), the default node name.
+    public static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return name.isEmpty ? "localhost" : name
+    }
+
+    /// 128 random bits from the system's CSPRNG as 32 lower-case hex digits.
+    public static func newUID() -> String {
+        var g = SystemRandomNumberGenerator()
+        return encodeHex((0..<16).map { _ in UInt8.random(in: 0...255, using: &g) })
+    }
+
     // MARK: Writing
 
     /// The salted hash of a query for this database.
@@ -210,9 +232,9 @@ public final class DecisionStore: DecisionSink, @unchecked Sendable {
             timestamp, model_version, route, reason, label, confidence, out_of_scope,
             complexity, complexity_length, complexity_syntax, complexity_uncertainty, complexity_emotion,
             category, cost_usd, tokenize_ms, edge_ms, cloud_ms, total_ms, cached, review,
-            query_text, query_hash, answer, shadow_edge_route, shadow_edge_reason, shadow_cloud_label
+            query_text, query_hash, answer, shadow_edge_route, shadow_edge_reason, shadow_cloud_label, uid, node
         ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-                  ?21, ?22, ?23, ?24, ?25, ?26)
+                  ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)
         """
 
     static let insertTierCallSQL = """
@@ -264,6 +286,8 @@ public final class DecisionStore: DecisionSink, @unchecked Sendable {
                 try st.bind(24, d.shadow?.edgeRoute.rawValue)
                 try st.bind(25, d.shadow?.edgeReason)
                 try st.bind(26, d.shadow?.cloudLabel)
+                try st.bind(27, d.uid.isEmpty ? DecisionStore.newUID() : d.uid)
+                try st.bind(28, d.node.isEmpty ? node : d.node)
                 try st.step()
                 let id = conn.lastInsertRowID
                 if !d.tiers.isEmpty {
@@ -288,6 +312,7 @@ public final class DecisionStore: DecisionSink, @unchecked Sendable {
                     }
                 }
                 try DecisionStore.queueForReview(conn, id: id, d)
+                if let maxPending { try DecisionStore.enforceBacklogBound(conn, lastID: id, maxPending: maxPending, node: node) }
                 return id
             }
         }
@@ -299,7 +324,7 @@ public final class DecisionStore: DecisionSink, @unchecked Sendable {
         SELECT id, timestamp, model_version, route, reason, label, confidence, out_of_scope,
                complexity, complexity_length, complexity_syntax, complexity_uncertainty, complexity_emotion,
                category, cost_usd, tokenize_ms, edge_ms, cloud_ms, total_ms, cached, review,
-               query_text, query_hash, answer, shadow_edge_route, shadow_edge_reason, shadow_cloud_label
+               query_text, query_hash, answer, shadow_edge_route, shadow_edge_reason, shadow_cloud_label, uid, node
         FROM decisions
         """
     static let selectTierColumns = """
@@ -354,13 +379,28 @@ public final class DecisionStore: DecisionSink, @unchecked Sendable {
     }
 
     static func readDecisions(_ conn: Connection, since: Double?) throws -> [Decision] {
+        try readRows(conn, since: since, afterID: nil, limit: nil).map(\.decision)
+    }
+
+    /// Decisions with `timestamp >= since`, or the first `limit` with `id > afterID` (the
+    /// shipper's batches), with their row ids, in time (resp. id) order.
+    static func readRows(_ conn: Connection, since: Double?, afterID: Int?, limit: Int?) throws -> [(id: Int, decision: Decision)] {
+        let selection: String
+        if afterID != nil {
+            selection = "SELECT id FROM decisions WHERE id > ?1 ORDER BY id LIMIT ?2"
+        } else {
+            selection = since == nil ? "" : "SELECT id FROM decisions WHERE timestamp >= ?1"
+        }
+        func bindSelection(_ st: Statement) throws {
+            if let afterID { try st.bind(1, afterID); try st.bind(2, limit ?? Int.max) } else if let since { try st.bind(1, since) }
+        }
         // Tier calls first, grouped by decision id.
         var tiers: [Int: [TierCall]] = [:]
         do {
-            let sql = selectTierColumns + (since == nil ? "" : " WHERE decision_id IN (SELECT id FROM decisions WHERE timestamp >= ?1)")
+            let sql = selectTierColumns + (selection.isEmpty ? "" : " WHERE decision_id IN (\(selection))")
                 + " ORDER BY decision_id, position"
             let st = try conn.prepare(sql, for: "read tier calls")
-            if let since { try st.bind(1, since) }
+            try bindSelection(st)
             while try st.step() {
                 let statusesText = st.text(3)
                 guard let parsed = try? JSONValue.parse(statusesText), let items = parsed.arrayValue else {
@@ -374,10 +414,11 @@ public final class DecisionStore: DecisionSink, @unchecked Sendable {
                 tiers[st.int(0), default: []].append(call)
             }
         }
-        let sql = selectDecisionColumns + (since == nil ? "" : " WHERE timestamp >= ?1") + " ORDER BY timestamp, id"
+        let sql = selectDecisionColumns + (selection.isEmpty ? "" : " WHERE id IN (\(selection))")
+            + (afterID != nil ? " ORDER BY id" : " ORDER BY timestamp, id")
         let st = try conn.prepare(sql, for: "read decisions")
-        if let since { try st.bind(1, since) }
-        var out: [Decision] = []
+        try bindSelection(st)
+        var out: [(id: Int, decision: Decision)] = []
         while try st.step() {
             let id = st.int(0)
             var shadow: ShadowComparison?
@@ -385,7 +426,7 @@ public final class DecisionStore: DecisionSink, @unchecked Sendable {
                 shadow = ShadowComparison(edgeRoute: try parseRoute(edgeRoute, row: id, path: conn.path),
                                           edgeReason: st.text(25), cloudLabel: st.optionalText(26))
             }
-            out.append(Decision(
+            out.append((id, Decision(
                 timestamp: st.double(1), modelVersion: st.text(2),
                 route: try parseRoute(st.text(3), row: id, path: conn.path),
                 reason: st.text(4), label: st.text(5), confidence: st.double(6), outOfScope: st.bool(7),
@@ -395,7 +436,7 @@ public final class DecisionStore: DecisionSink, @unchecked Sendable {
                 latency: StageLatency(tokenizeMs: st.double(15), edgeMs: st.double(16), cloudMs: st.double(17),
                                       totalMs: st.double(18)),
                 cached: st.bool(19), review: st.bool(20), queryText: st.optionalText(21), queryHash: st.text(22),
-                answer: st.text(23), shadow: shadow))
+                answer: st.text(23), shadow: shadow, uid: st.text(27), node: st.text(28))))
         }
         return out
     }

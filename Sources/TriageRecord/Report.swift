@@ -3,9 +3,15 @@
 // status, SLA checks and one concrete recommendation per finding.
 //
 // Definitions (also written into the JSON so a reader need not find this file):
-// - escalation: a query whose tier calls include the small tier followed by the large one
-//   (a large call refused by an open breaker was never sent, so it does not count);
-//   escalation_rate = escalations / total_queries (the SLA's ≤ 0.15).
+// - escalation: a query whose small-tier call answered but was judged not good enough, then
+//   sent to the large tier (a large call refused by an open breaker was never sent, so it
+//   does not count); escalation_rate = escalations / total_queries (the SLA's ≤ 0.15).
+// - fallback: a query answered by a tier other than the one meant to answer it because that
+//   one failed: the small tier failed and the large one answered, or the cloud failed and
+//   the edge's own answer was given (reason cloud_unavailable). Not an escalation.
+// - unanswered: route none (nothing could answer, or --offline and the cloud was needed).
+// - availability: share of queries answered by the tier meant to answer them,
+//   (total − unanswered − fallbacks) / total; SLA ≥ 0.999 (seed 001).
 // - cloud_rate: queries with at least one cloud tier call (sent, or refused by an open
 //   breaker) / total_queries.
 // - edge_utilisation: among queries the edge model did not flag out of scope, the share it
@@ -17,6 +23,7 @@
 //   values at or below it (rank ⌈p·n/100⌉ of the sorted values).
 
 import TriageCascade
+import TriageCloud
 import TriageJSON
 import TriageSystem
 
@@ -29,6 +36,10 @@ public struct TierPrice: Sendable, Equatable {
     }
     public func cost(inputTokens: Double, outputTokens: Double) -> Double {
         (inputTokens * inputPerMillion + outputTokens * outputPerMillion) / 1_000_000
+    }
+    /// The price a cloud tier's config sets: the one set of prices the cascade bills with.
+    public init(_ tier: CloudTierConfig) {
+        self.init(inputPerMillion: tier.inputUSDPerMTok, outputPerMillion: tier.outputUSDPerMTok)
     }
 }
 
@@ -64,9 +75,27 @@ public struct ReportPolicy: Sendable, Equatable {
     public var slaP95Ms = 2500.0
     public var slaP99Ms = 3000.0
     public var slaMaxEscalationRate = 0.15
-    // Money (seed prices) and the token estimate used when a tier has no real calls.
-    public var smallTierPrice = TierPrice(inputPerMillion: 0.25, outputPerMillion: 1.25)
-    public var largeTierPrice = TierPrice(inputPerMillion: 3, outputPerMillion: 15)
+    /// Availability SLA (seed 001: 99.9 %), and what missing it costs the health score:
+    /// −10 below the SLA, −20 more below 0.99; the score is then scaled by availability, so
+    /// a window where nothing was answered scores 0.
+    public var slaAvailability = 0.999
+    public var availabilityWarnPenalty = 10
+    public var availabilityCritical = 0.99
+    public var availabilityCriticalPenalty = 20
+    // Money: the cloud config's prices (`TriageConfig.small`/`.large`, whose defaults are the
+    // seed's), and the token estimate used when a tier has no real calls.
+    public var smallTierPrice = TierPrice(CloudTierConfig.small)
+    public var largeTierPrice = TierPrice(CloudTierConfig.large)
+    /// Edge cost per query from the config (record.edge_cost_usd), for projections.
+    public var edgeCostUSD = 0.0
+    /// Projections at this many queries a day instead of the observed rate.
+    public var volumePerDay: Double? = nil
+    /// Monthly cost of one edge box, for the break-even volume.
+    public var boxCostPerMonthUSD: Double? = nil
+    /// Trends: the window is cut into this many equal time buckets; a trend whose fitted
+    /// change over the window is within this fraction of its mean is "stable".
+    public var trendBuckets = 8
+    public var trendStableFraction = 0.05
     public var defaultInputTokens = 150.0
     public var defaultOutputTokens = 200.0
     // Findings beyond the seed alerts (not seed values: chosen here, configurable).
@@ -76,6 +105,16 @@ public struct ReportPolicy: Sendable, Equatable {
     public var maxReviewListed = 50
 
     public init() {}
+
+    /// The seed policy with the prices and edge cost of a config.
+    public init(config: TriageConfig) {
+        self.init()
+        smallTierPrice = TierPrice(config.small)
+        largeTierPrice = TierPrice(config.large)
+        edgeCostUSD = config.edgeCostUSD
+        edgeErrorBudget = config.edgeErrorBudget
+        smallErrorBudget = config.smallErrorBudget
+    }
 }
 
 public struct Report: Sendable {
@@ -175,6 +214,16 @@ public struct Report: Sendable {
     public let noneShare: Double?
     public let escalations: Int
     public let escalationRate: Double?
+    /// Answered by another tier than the one meant to (see the definitions above).
+    public let fallbacks: Int
+    public let unanswered: Int
+    public let answered: Int
+    public let availability: Double?
+    /// Decisions dropped unshipped by the backlog bound (record.max_pending), in gaps.
+    public let gaps: [RecordGap]
+    public let droppedUnshipped: Int
+    /// Projections, break-even, breakdowns and trends.
+    public let depth: ReportDepth
     /// Escalations among the queries that reached the small tier.
     public let smallToLargeRate: Double?
     public let cloudQueries: Int
@@ -243,11 +292,13 @@ public struct Report: Sendable {
     public static let escalationDefinition = "queries sent to the large tier after the small tier (breaker-refused calls excluded), over all queries"
 
     /// Computes the report over `decisions` with `timestamp >= since` (all when nil).
-    public init(decisions all: [Decision], since: Double? = nil, now: Double = Clock.unixTime(),
+    public init(decisions all: [Decision], gaps allGaps: [RecordGap] = [], since: Double? = nil, now: Double = Clock.unixTime(),
                 policy: ReportPolicy = ReportPolicy(), measured: MeasuredAccuracy? = nil,
                 candidate: CandidateComparison? = nil) {
         self.candidate = candidate
         self.policy = policy
+        gaps = since.map { s in allGaps.filter { $0.lastTimestamp >= s } } ?? allGaps
+        droppedUnshipped = gaps.reduce(0) { $0 + $1.dropped }
         self.generatedAt = now
         self.since = since
         let ds = since.map { s in all.filter { $0.timestamp >= s } } ?? all
@@ -261,7 +312,7 @@ public struct Report: Sendable {
         var routes: [Route: Int] = [:]
         for r in Route.allCases { routes[r] = 0 }
         var reasons: [String: Int] = [:]
-        var escalations = 0, reachedSmall = 0, cloud = 0, cached = 0, oos = 0
+        var escalations = 0, reachedSmall = 0, cloud = 0, cached = 0, oos = 0, fallbacks = 0
         var seen = Set<String>()
         var repeats = 0
         for d in ds {
@@ -269,8 +320,11 @@ public struct Report: Sendable {
             reasons[d.reason, default: 0] += 1
             if let s = d.tiers.firstIndex(where: { $0.tier == "small" }) {
                 reachedSmall += 1
-                if d.tiers[(s + 1)...].contains(where: { $0.tier == "large" && !$0.rejectedByBreaker }) { escalations += 1 }
+                if d.tiers[s].succeeded, d.tiers[(s + 1)...].contains(where: { $0.tier == "large" && !$0.rejectedByBreaker }) {
+                    escalations += 1
+                }
             }
+            if Report.isFallback(d) { fallbacks += 1 }
             if !d.tiers.isEmpty { cloud += 1 }
             if d.cached { cached += 1 }
             if d.outOfScope { oos += 1 }
@@ -283,6 +337,10 @@ public struct Report: Sendable {
         noneShare = rate(routes[.none]!, n)
         self.escalations = escalations
         escalationRate = rate(escalations, n)
+        self.fallbacks = fallbacks
+        unanswered = routes[.none]!
+        answered = n - unanswered
+        availability = rate(n - unanswered - fallbacks, n)
         smallToLargeRate = rate(escalations, reachedSmall)
         cloudQueries = cloud
         cloudRate = rate(cloud, n)
@@ -340,7 +398,7 @@ public struct Report: Sendable {
             let estIn = stats.meanInputTokens ?? policy.defaultInputTokens
             let estOut = stats.meanOutputTokens ?? policy.defaultOutputTokens
             var hypothetical = 0.0, observed = 0, estimated = 0
-            for d in ds {
+            for d in ds where d.route != .none {
                 if let call = Report.answeringCall(d) {
                     observed += 1
                     hypothetical += price.cost(inputTokens: Double(call.inputTokens), outputTokens: Double(call.outputTokens))
@@ -435,6 +493,15 @@ public struct Report: Sendable {
             alerts.append(Alert(name: "cost_per_query", value: cpq, threshold: policy.maxCostPerQueryUSD, comparison: "above",
                                 message: "cost per query $\(fmt(cpq, 4)) > $\(fmt(policy.maxCostPerQueryUSD, 4))"))
         }
+        if let av = availability, av < policy.slaAvailability {
+            alerts.append(Alert(name: "availability", value: av, threshold: policy.slaAvailability, comparison: "below",
+                                message: "availability \(fmt(av * 100, 2)) % < \(fmt(policy.slaAvailability * 100, 1)) % "
+                                    + "(\(unanswered) unanswered, \(fallbacks) fallbacks)"))
+        }
+        if droppedUnshipped > 0 {
+            alerts.append(Alert(name: "dropped_unshipped", value: Double(droppedUnshipped), threshold: 0, comparison: "above",
+                                message: "\(plural(droppedUnshipped, "decision", "decisions")) dropped unshipped (record.max_pending)"))
+        }
         if let p95 = latencyP95Ms, p95 > policy.maxP95LatencyMs {
             alerts.append(Alert(name: "p95_latency", value: p95, threshold: policy.maxP95LatencyMs, comparison: "above",
                                 message: "p95 latency \(fmt(p95, 1)) ms > \(fmt(policy.maxP95LatencyMs, 1)) ms"))
@@ -447,7 +514,7 @@ public struct Report: Sendable {
             status = .noData
         } else {
             let score = Report.healthScore(edgeUtilisation: edgeUtilisation, accuracy: accuracyEstimate,
-                                           alertCount: alerts.count, policy: policy)
+                                           alertCount: alerts.count, availability: availability, policy: policy)
             healthScore = score
             status = Report.status(score: score, policy: policy)
         }
@@ -459,10 +526,32 @@ public struct Report: Sendable {
         ]
         sla = checks.map { name, value, target in
             SLACheck(name: name, value: value, target: target, met: value.map { $0 <= target })
-        }
+        } + [SLACheck(name: "availability", value: availability, target: policy.slaAvailability,
+                      met: availability.map { $0 >= policy.slaAvailability })]
         slaMet = n == 0 ? nil : sla.allSatisfy { $0.met == true }
 
+        let largeEstimate = (input: large.meanInputTokens ?? policy.defaultInputTokens,
+                             output: large.meanOutputTokens ?? policy.defaultOutputTokens)
+        let largePrice = policy.largeTierPrice
+        depth = ReportDepth(decisions: ds, since: since, now: now, policy: policy,
+                            allLargeCostUSD: savingsVsLarge.hypotheticalCostUSD, totalCostUSD: total,
+                            allLargeCostOf: { d in
+                                // The same pricing as savingsVsLarge, one decision at a time.
+                                guard d.route != .none else { return 0 }
+                                if let call = Report.answeringCall(d) {
+                                    return largePrice.cost(inputTokens: Double(call.inputTokens), outputTokens: Double(call.outputTokens))
+                                }
+                                return largePrice.cost(inputTokens: largeEstimate.input, outputTokens: largeEstimate.output)
+                            })
         recommendations = makeRecommendations()
+    }
+
+    /// Answered, but not by the tier meant to answer: see the definitions at the top.
+    public static func isFallback(_ d: Decision) -> Bool {
+        if d.route == .none { return false }
+        if d.reason == "cloud_unavailable" { return true }
+        if d.route == .large, let s = d.tiers.firstIndex(where: { $0.tier == "small" }), !d.tiers[s].succeeded { return true }
+        return false
     }
 
     // MARK: Pieces, public for tests and reuse
@@ -484,8 +573,12 @@ public struct Report: Sendable {
     /// below 0.80; −15 if accuracy < 0.90 and −30 more below 0.80 (unknown values cost
     /// nothing); −5 per alert, at most −30 for alerts; never below 0.
     public static func healthScore(edgeUtilisation: Double?, accuracy: Double?, alertCount: Int,
-                                   policy: ReportPolicy = ReportPolicy()) -> Int {
+                                   availability: Double? = nil, policy: ReportPolicy = ReportPolicy()) -> Int {
         var score = policy.healthStart
+        if let av = availability {
+            if av < policy.slaAvailability { score -= policy.availabilityWarnPenalty }
+            if av < policy.availabilityCritical { score -= policy.availabilityCriticalPenalty }
+        }
         if let eu = edgeUtilisation {
             if eu < policy.edgeUtilisationWarn { score -= policy.edgeUtilisationWarnPenalty }
             if eu < policy.edgeUtilisationCritical { score -= policy.edgeUtilisationCriticalPenalty }
@@ -495,7 +588,9 @@ public struct Report: Sendable {
             if acc < policy.accuracyCritical { score -= policy.accuracyCriticalPenalty }
         }
         score -= min(policy.alertPenalty * alertCount, policy.maxAlertPenalty)
-        return max(0, score)
+        // Scaled by availability: what was not answered cannot be healthy.
+        let scaled = Double(max(0, score)) * (availability ?? 1)
+        return max(0, Int(scaled.rounded(.down)))
     }
 
     public static func status(score: Int, policy: ReportPolicy = ReportPolicy()) -> Status {
@@ -547,6 +642,12 @@ public struct Report: Sendable {
                 let largePart = cloudCost > 0 ? large.costUSD / cloudCost : 0
                 out.append("cost per query $\(fmt(alert.value, 4)) > $\(fmt(alert.threshold, 4)): the large tier took \(pct(largePart)) of the cloud spend; "
                            + "send more categories to the small tier first, answer more at the edge, or lengthen the cache TTL (cache hit rate \(fmt(cacheHitRate ?? 0, 2)))")
+            case "availability":
+                out.append("availability \(fmt(alert.value * 100, 2)) % < \(fmt(alert.threshold * 100, 1)) %: \(plural(unanswered, "query was", "queries were")) not answered and "
+                           + "\(plural(fallbacks, "was", "were")) answered by a fallback; check the cloud tiers' reachability, keys and breakers")
+            case "dropped_unshipped":
+                out.append("\(plural(droppedUnshipped, "decision was", "decisions were")) dropped before reaching the fleet database (record.max_pending): "
+                           + "check the database and `triage sync`, or raise the bound")
             case "p95_latency":
                 let edgeP95 = edgeLatencyP95Ms.map { "\(fmt($0, 1)) ms" } ?? "n/a"
                 let cloudP95 = cloudLatencyP95Ms.map { "\(fmt($0, 1)) ms" } ?? "n/a"
@@ -636,6 +737,17 @@ extension Report {
         put("escalation_rate", num(escalationRate))
         put("escalation_definition", .string(Report.escalationDefinition))
         put("small_to_large_rate", num(smallToLargeRate))
+        put("fallbacks", .int(fallbacks))
+        put("unanswered", .int(unanswered))
+        put("answered", .int(answered))
+        put("availability", num(availability))
+        put("availability_definition", .string("share of queries answered by the tier meant to answer them: (total - unanswered - fallbacks) / total"))
+        put("dropped_unshipped", .int(droppedUnshipped))
+        put("gaps", .array(gaps.map { g in
+            .object([("node", .string(g.node)), ("uid", .string(g.uid)), ("dropped", .int(g.dropped)), ("cost_usd", .number(g.costUSD)),
+                     ("first_timestamp", .number(g.firstTimestamp)), ("last_timestamp", .number(g.lastTimestamp)),
+                     ("reason", .string(g.reason))])
+        }))
         put("cloud_queries", .int(cloudQueries))
         put("cloud_rate", num(cloudRate))
         put("cache_hits", .int(cacheHits))
@@ -735,6 +847,7 @@ extension Report {
         }
         slaPairs.append(("met", slaMet.map { JSONValue.bool($0) } ?? .null))
         put("sla", .object(slaPairs))
+        if case let .object(pairs) = depth.json { o.append(contentsOf: pairs) }
         put("recommendations", .array(recommendations.map { JSONValue.string($0) }))
         return .object(o)
     }
@@ -763,6 +876,11 @@ extension Report {
         line("unanswered:        \(routeCounts[.none] ?? 0) (\(share(noneShare)))")
         line("cloud rate:        \(share(cloudRate)) (\(cloudQueries) queries called a cloud tier)")
         line("escalations:       \(escalations) small → large (\(share(escalationRate)) of queries, \(share(smallToLargeRate)) of small-tier queries)")
+        line("fallbacks:         \(fallbacks) (answered by another tier than meant: a tier failed)")
+        line("availability:      \(availability.map { fmt($0 * 100, 2) + " %" } ?? "n/a") (\(unanswered) unanswered, \(fallbacks) fallbacks; SLA ≥ \(fmt(policy.slaAvailability * 100, 1)) %)")
+        if droppedUnshipped > 0 {
+            line("dropped unshipped: \(droppedUnshipped) in \(plural(gaps.count, "gap", "gaps")) (record.max_pending)")
+        }
         line("cache hits:        \(cacheHits) (\(share(cacheHitRate)))")
         line("out of scope:      \(outOfScope) (\(share(outOfScopeRate)))")
         line("edge utilisation:  \(opt(edgeUtilisation, 2)) of \(inScopeQueries) in-scope queries")
@@ -837,6 +955,10 @@ extension Report {
         for c in sla {
             let unit = c.name.hasSuffix("_ms") ? " ms" : ""
             let verdict = c.met.map { $0 ? "met" : "MISSED" } ?? "n/a"
+            if c.name == "availability" {
+                line("availability: \(c.value.map { fmt($0 * 100, 2) } ?? "n/a") % (target ≥ \(fmt(c.target * 100, 1)) %) \(verdict)")
+                continue
+            }
             line("\(slaLabel(c.name)): \(opt(c.value, c.name.hasSuffix("_ms") ? 1 : 2))\(unit) (target ≤ \(fmt(c.target, c.name.hasSuffix("_ms") ? 0 : 2))\(unit)) \(verdict)")
         }
 
@@ -850,6 +972,8 @@ extension Report {
             let what = r.queryText.map { "\"\($0)\"" } ?? r.queryHash
             line("\(formatUTC(r.timestamp))  \(r.label)  \(fmt(r.confidence, 3))  \(what)")
         }
+
+        out += depth.text
 
         section("Recommendations")
         for r in recommendations { line("- " + r) }
@@ -906,9 +1030,65 @@ func slaLabel(_ name: String) -> String {
 extension DecisionStore {
     /// The report over this record's decisions since `since` (all when nil).
     public func report(since: Double? = nil, now: Double = Clock.unixTime(), policy: ReportPolicy = ReportPolicy()) throws -> Report {
-        let items = try reviewItems(since: since)
-        let measured = MeasuredAccuracy(items: items, edgeAnswers: try edgeAnswerCounts(since: since))
-        return Report(decisions: try decisions(since: since), since: since, now: now, policy: policy, measured: measured,
-                      candidate: CandidateComparison(rows: try candidateRows(since: since)))
+        let (measured, candidate) = try reviewFigures(since: since)
+        return Report(decisions: try decisions(since: since), gaps: try gaps(since: since), since: since, now: now, policy: policy,
+                      measured: measured, candidate: candidate)
+    }
+
+    /// What only a local record holds: the review labels' measured accuracy and the
+    /// candidate model's comparison.
+    public func reviewFigures(since: Double? = nil) throws -> (MeasuredAccuracy, CandidateComparison?) {
+        let measured = MeasuredAccuracy(items: try reviewItems(since: since), edgeAnswers: try edgeAnswerCounts(since: since))
+        return (measured, CandidateComparison(rows: try candidateRows(since: since)))
+    }
+}
+
+// MARK: - Per-node rows
+
+/// One box's line in a fleet report: the same `Report` computed over that node's rows only,
+/// so the fleet's totals are the sums of its boxes' by construction of one computation.
+public struct NodeReport: Sendable {
+    public let node: String
+    public let report: Report
+
+    /// One report per node present in `decisions` or `gaps`, sorted by node name.
+    public static func perNode(decisions: [Decision], gaps: [RecordGap] = [], since: Double? = nil, now: Double = Clock.unixTime(),
+                               policy: ReportPolicy = ReportPolicy()) -> [NodeReport] {
+        var byNode: [String: [Decision]] = [:]
+        var gapsByNode: [String: [RecordGap]] = [:]
+        for d in decisions { byNode[d.node, default: []].append(d) }
+        for g in gaps { gapsByNode[g.node, default: []].append(g) }
+        let nodes = Set(byNode.keys).union(gapsByNode.keys).sorted()
+        return nodes.map { n in
+            NodeReport(node: n, report: Report(decisions: byNode[n] ?? [], gaps: gapsByNode[n] ?? [], since: since, now: now, policy: policy))
+        }
+    }
+
+    public var json: JSONValue {
+        let r = report
+        func num(_ x: Double?) -> JSONValue { x.map { .number($0) } ?? .null }
+        return .object([
+            ("node", .string(node)), ("total_queries", .int(r.totalQueries)),
+            ("route_counts", .object(Route.allCases.map { ($0.rawValue, JSONValue.int(r.routeCounts[$0] ?? 0)) })),
+            ("edge_share", num(r.edgeShare)), ("escalations", .int(r.escalations)), ("fallbacks", .int(r.fallbacks)),
+            ("unanswered", .int(r.unanswered)), ("availability", num(r.availability)),
+            ("total_cost_usd", .number(r.totalCostUSD)), ("cost_per_query_usd", num(r.costPerQueryUSD)),
+            ("p50_ms", num(r.latencyP50Ms)), ("p95_ms", num(r.latencyP95Ms)), ("dropped_unshipped", .int(r.droppedUnshipped)),
+            ("health_score", r.healthScore.map { JSONValue.int($0) } ?? .null), ("status", .string(r.status.rawValue)),
+        ])
+    }
+
+    public static func text(_ nodes: [NodeReport]) -> String {
+        var out = "\nNodes\n-----\n"
+        out += "node".padded(20) + "queries".padded(9) + "edge".padded(7) + "avail".padded(9) + "cost".padded(11)
+            + "p95 ms".padded(9) + "dropped".padded(9) + "health\n"
+        for n in nodes {
+            let r = n.report
+            out += n.node.padded(20) + "\(r.totalQueries)".padded(9) + (r.edgeShare.map { pct($0) } ?? "n/a").padded(7)
+                + (r.availability.map { fmt($0 * 100, 2) + " %" } ?? "n/a").padded(9) + ("$" + fmt(r.totalCostUSD, 4)).padded(11)
+                + (r.latencyP95Ms.map { fmt($0, 1) } ?? "n/a").padded(9) + "\(r.droppedUnshipped)".padded(9)
+                + (r.healthScore.map { "\($0) \(r.status.rawValue)" } ?? r.status.rawValue) + "\n"
+        }
+        return out
     }
 }

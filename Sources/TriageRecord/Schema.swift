@@ -20,6 +20,8 @@ enum Schema {
                   + v1Indexes),
         Migration(version: 2, summary: "task category, review flag, shadow mode, answer confidence",
                   statements: v2Changes),
+        Migration(version: 3, summary: "fleet: a unique id and node per decision, gaps, the shipping watermark",
+                  statements: v3Changes),
         Migration(version: 4, summary: "the review queue, its labels and candidate model results", statements: v4Review),
     ]
 
@@ -84,7 +86,7 @@ enum Schema {
         "CREATE INDEX decisions_route ON decisions(route)",
     ]
 
-    // MARK: Version 2 — current.
+    // MARK: Version 2
 
     static let v2Changes = [
         "ALTER TABLE decisions ADD COLUMN category TEXT NOT NULL DEFAULT ''",
@@ -97,5 +99,34 @@ enum Schema {
         "ALTER TABLE tier_calls ADD COLUMN answer_confidence REAL",
         // Counting repeated queries by their salted hash.
         "CREATE INDEX decisions_query_hash ON decisions(query_hash)",
+    ]
+}
+
+extension Schema {
+    // MARK: Version 3 — current: the fleet.
+
+    /// Rows recorded before version 3 get a random uid here (SQLite's randomblob comes from
+    /// its seeded CSPRNG) and an empty node, which the shipper replaces with its own node:
+    /// they were recorded on this box.
+    static let v3Changes = [
+        "ALTER TABLE decisions ADD COLUMN uid TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE decisions ADD COLUMN node TEXT NOT NULL DEFAULT ''",
+        "UPDATE decisions SET uid = lower(hex(randomblob(16))) WHERE uid = ''",
+        "CREATE UNIQUE INDEX decisions_uid ON decisions(uid)",
+        // Decisions dropped unshipped because the backlog passed record.max_pending: the
+        // loss is itself a record, shipped and reported like a decision.
+        """
+        CREATE TABLE gaps (
+            id              INTEGER PRIMARY KEY AUTOINCREMENT,
+            uid             TEXT    NOT NULL UNIQUE,
+            node            TEXT    NOT NULL,
+            recorded_at     REAL    NOT NULL,
+            first_timestamp REAL    NOT NULL,
+            last_timestamp  REAL    NOT NULL,
+            dropped         INTEGER NOT NULL,
+            cost_usd        REAL    NOT NULL,
+            reason          TEXT    NOT NULL
+        )
+        """,
     ]
 }

@@ -77,7 +77,10 @@ public final class Engine: Sendable {
         }
         var store = reused
         if store == nil && !settings.recordOff {
-            do { store = try DecisionStore(path: settings.recordPath ?? config.recordPath ?? DecisionStore.defaultPath()) } catch {
+            do {
+                store = try DecisionStore(path: settings.recordPath ?? config.recordPath ?? DecisionStore.defaultPath(),
+                                          node: config.node, maxPending: config.maxPending)
+            } catch {
                 throw ServiceError(.internal, "\(error)")
             }
         }

@@ -118,24 +118,25 @@ func fixture() -> [Decision] {
         let r = report
         // Observed (answering call) tokens, 7 queries: #13 100/200, #14 200/400, #15 300/100, #16 200/300,
         // #17 large 100/300, #18 large 200/500, #19 large 400/600 → in 1500, out 2400.
-        // Estimated, 13 queries (#1–12 edge/cache, #20 unanswered).
+        // Estimated, 12 queries (#1–12 edge/cache). #20 was not answered: savings count only
+        // what was answered, so it is priced on no tier.
         //
         // vs large: estimate = mean of large calls = 700/3 in, 1400/3 out.
-        //   (1500 + 13·700/3)·3e-6 + (2400 + 13·1400/3)·15e-6 = .0045 + .0091 + .036 + .091 = .1406
-        //   savings = .1406 − .025 = .1156
+        //   (1500 + 12·700/3)·3e-6 + (2400 + 12·1400/3)·15e-6 = .0045 + .0084 + .036 + .084 = .1329
+        //   savings = .1329 − .025 = .1079
         let l = r.savingsVsLarge
-        #expect(l.observedQueries == 7 && l.estimatedQueries == 13 && l.estimateSource == "observed_mean")
+        #expect(l.observedQueries == 7 && l.estimatedQueries == 12 && l.estimateSource == "observed_mean")
         #expect(l.estimateInputTokens.isClose(to: 700.0 / 3) && l.estimateOutputTokens.isClose(to: 1400.0 / 3))
-        #expect(l.hypotheticalCostUSD.isClose(to: 0.1406, tolerance: 1e-9))
-        #expect(l.savingsUSD.isClose(to: 0.1156, tolerance: 1e-9))
-        #expect(l.savingsRate!.isClose(to: 0.1156 / 0.1406, tolerance: 1e-9))
+        #expect(l.hypotheticalCostUSD.isClose(to: 0.1329, tolerance: 1e-9))
+        #expect(l.savingsUSD.isClose(to: 0.1079, tolerance: 1e-9))
+        #expect(l.savingsRate!.isClose(to: 0.1079 / 0.1329, tolerance: 1e-9))
         // vs small: estimate = mean of small calls = 1100/6 in, 1300/6 out.
-        //   (1500 + 13·1100/6)·.25e-6 + (2400 + 13·1300/6)·1.25e-6
-        //   = .000375 + .003575/6 + .003 + .021125/6 = .003375 + .0247/6 = .00749166…
-        //   savings = .00749166… − .025 = −.01750833… (escalations to large cost more than all-small)
+        //   (1500 + 12·1100/6)·.25e-6 + (2400 + 12·1300/6)·1.25e-6 = 3700·.25e-6 + 5000·1.25e-6
+        //   = .000925 + .00625 = .007175; savings = .007175 − .025 = −.017825 (escalations to
+        //   large cost more than all-small)
         let s = r.savingsVsSmall
-        #expect(s.hypotheticalCostUSD.isClose(to: 0.003375 + 0.0247 / 6, tolerance: 1e-9))
-        #expect(s.savingsUSD.isClose(to: 0.003375 + 0.0247 / 6 - 0.025, tolerance: 1e-9))
+        #expect(s.hypotheticalCostUSD.isClose(to: 0.007175, tolerance: 1e-9))
+        #expect(s.savingsUSD.isClose(to: 0.007175 - 0.025, tolerance: 1e-9))
         #expect(s.savingsUSD < 0)
     }
 
@@ -186,19 +187,23 @@ func fixture() -> [Decision] {
 
     @Test func alertsHealthSLA() {
         let r = report
-        // edge utilisation .667 < .80, accuracy .5 < .85, p95 2000 > 150; cost/query .00125 ≤ .01.
-        #expect(r.alerts.map(\.name) == ["edge_utilisation", "accuracy", "p95_latency"])
-        // 100 − 10 − 20 (utilisation < .9, < .8) − 15 − 30 (accuracy < .9, < .8) − 3·5 = 10
-        #expect(r.healthScore == 10)
+        // edge utilisation .667 < .80, accuracy .5 < .85, availability 19/20 = .95 < .999 (#20
+        // unanswered, no fallback), p95 2000 > 150; cost/query .00125 ≤ .01.
+        #expect(r.alerts.map(\.name) == ["edge_utilisation", "accuracy", "availability", "p95_latency"])
+        #expect(r.unanswered == 1 && r.fallbacks == 0 && r.availability == 0.95)
+        // 100 − 10 − 20 (availability < .999, < .99) − 10 − 20 (utilisation < .9, < .8)
+        //     − 15 − 30 (accuracy < .9, < .8) − 4·5 = −25 → 0, × .95 = 0
+        #expect(r.healthScore == 0)
         #expect(r.status == .critical)
-        // p50 24 ≤ 1000, p95 2000 ≤ 2500, p99 5000 > 3000, escalation .1 ≤ .15
-        #expect(r.sla.map(\.met) == [true, true, false, true])
+        // p50 24 ≤ 1000, p95 2000 ≤ 2500, p99 5000 > 3000, escalation .1 ≤ .15, availability .95 < .999
+        #expect(r.sla.map(\.met) == [true, true, false, true, false])
         #expect(r.slaMet == false)
         let recs = r.recommendations.joined(separator: "\n")
         #expect(recs.contains("edge utilisation 0.67 < 0.80"))
         #expect(recs.contains("33 % were cache_hit"))            // 2 of the 6 misses
         #expect(recs.contains("estimated accuracy 0.50 < 0.85"))
         #expect(recs.contains("p95 latency 2000.0 ms > 150.0 ms"))
+        #expect(recs.contains("availability 95.00 % < 99.9 %: 1 query was not answered"))
         #expect(recs.contains("SLA: p99 latency 5000.0 ms exceeds the 3000 ms target"))
         #expect(recs.contains("over-routing 0.25"))
         #expect(recs.contains("under-routing 0.25"))
@@ -235,7 +240,8 @@ func fixture() -> [Decision] {
         #expect(keys.allSatisfy { k in k.allSatisfy { $0.isLowercase || $0.isNumber || $0 == "_" } })
         #expect(json["total_queries"] == 20)
         #expect(json["status"] == "critical")
-        #expect(json["health_score"] == 10)
+        #expect(json["health_score"] == 0)
+        #expect(json["availability"] == 0.95)
         #expect(json["latency_ms"]?["p95"] == 2000)
         #expect(json["tiers"]?["large"]?["cost_per_inference_usd"]?.doubleValue?.isClose(to: 0.0077) == true)
         #expect(json["savings"]?["vs_large"]?["estimate_source"] == "observed_mean")
@@ -249,7 +255,7 @@ func fixture() -> [Decision] {
         for heading in ["Traffic", "Cost", "Latency", "Shadow mode", "SLA", "Alerts", "Review queue", "Recommendations"] {
             #expect(text.contains("\n\(heading)"), "missing section \(heading)")
         }
-        #expect(text.contains("health: 10/100 (critical)"))
+        #expect(text.contains("health: 0/100 (critical)"))
         #expect(text.contains("où est ma commande ?"))
     }
 
@@ -397,9 +403,10 @@ func fixture() -> [Decision] {
             }
             return Report(decisions: ds, now: 100)
         }
-        #expect(escalated(3).escalationRate == 0.15 && escalated(3).sla.last!.met == true)
+        func escalationCheck(_ r: Report) -> Report.SLACheck { r.sla.first { $0.name == "escalation_rate" }! }
+        #expect(escalated(3).escalationRate == 0.15 && escalationCheck(escalated(3)).met == true)
         let four = escalated(4)
-        #expect(four.sla.last!.met == false && four.slaMet == false)
+        #expect(escalationCheck(four).met == false && four.slaMet == false)
         #expect(four.recommendations.contains { $0.hasPrefix("SLA: escalation rate 0.20 exceeds the 0.15 target") })
     }
 

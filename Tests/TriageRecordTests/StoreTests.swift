@@ -51,13 +51,19 @@ func roundTripDecisions() -> [Decision] {
 @Suite struct StoreTests {
     @Test func roundTripEveryColumn() throws {
         let dir = try TempDir(); defer { dir.cleanup() }
-        let store = try DecisionStore(path: dir.file("decisions.sqlite"))
+        let store = try DecisionStore(path: dir.file("decisions.sqlite"), node: "box-1")
         let input = roundTripDecisions()
         // Recorded out of time order: reading back sorts by timestamp.
         for d in input.reversed() { try store.record(d) }
         let back = try store.decisions()
         #expect(back.count == input.count)
-        for (a, b) in zip(back, input) { #expect(a == b) }
+        // The record gives each decision its id and node; everything else comes back as it was.
+        #expect(Set(back.map(\.uid)).count == input.count && back.allSatisfy { $0.uid.count == 32 && $0.node == "box-1" })
+        for (a, b) in zip(back, input) {
+            var a = a
+            a.uid = ""; a.node = ""
+            #expect(a == b)
+        }
         #expect(back[1].queryText?.unicodeScalars.contains("\u{0}") == true)
         #expect(back[0].queryText == nil)
         #expect(back[2].queryText == "")
@@ -113,7 +119,7 @@ func roundTripDecisions() -> [Decision] {
         #expect(try store.pragma("synchronous") == "2")        // FULL
         #expect(try store.pragma("foreign_keys") == "1")
         #expect(try store.currentSchemaVersion() == DecisionStore.schemaVersion)
-        #expect(DecisionStore.schemaVersion == 2)
+        #expect(DecisionStore.schemaVersion == 4)
         // Committed when record returns: a fresh connection sees it at once.
         try store.record(makeDecision(queryHash: "x"))
         #expect(try DecisionStore(path: dir.file("d.sqlite"), readOnly: true).count() == 1)
@@ -226,9 +232,9 @@ func roundTripDecisions() -> [Decision] {
         let dir = try TempDir(); defer { dir.cleanup() }
         let path = dir.file("d.sqlite")
         _ = try DecisionStore(path: path)
-        try Connection(path: path, readOnly: false, busyTimeoutMs: 100).execute("PRAGMA user_version = 3", for: "test")
+        try Connection(path: path, readOnly: false, busyTimeoutMs: 100).execute("PRAGMA user_version = 5", for: "test")
         #expect { try DecisionStore(path: path) } throws: { error in
-            "\(error)".contains("schema version 3") && "\(error)".contains("newer")
+            "\(error)".contains("schema version 5") && "\(error)".contains("newer")
         }
     }
 
@@ -302,7 +308,7 @@ func roundTripDecisions() -> [Decision] {
         }
 
         let store = try DecisionStore(path: path)
-        #expect(try store.currentSchemaVersion() == 2)
+        #expect(try store.currentSchemaVersion() == 4)
         #expect(store.hasher.salt == salt)              // the v1 salt is kept
         let rows = try store.decisions()
         #expect(rows.count == 3)
@@ -317,7 +323,9 @@ func roundTripDecisions() -> [Decision] {
         #expect(rows[1].latency == StageLatency(tokenizeMs: 0.5, edgeMs: 7, cloudMs: 400, totalMs: 11))
 
         // New rows with the new columns go in beside the old ones.
-        let new = roundTripDecisions()[1]
+        var new = roundTripDecisions()[1]
+        new.uid = "0123456789abcdef0123456789abcdef"
+        new.node = "box-1"
         try store.record(new)
         #expect(try store.decisions().last == new)
         // Reopening is a no-op.

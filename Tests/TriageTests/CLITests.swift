@@ -183,6 +183,21 @@ import TriageTestSupport
         #expect(!r.stdout.contains("sk-secret-123") && !r.stderr.contains("sk-secret-123"))
     }
 
+    /// libcurl is loaded on the first cloud request, not linked: a one-query classify loads
+    /// none of its ~30 libraries, and a box without libcurl still classifies.
+    @Test func theBinaryDoesNotLinkLibcurl() throws {
+        let ldd = Process()
+        ldd.executableURL = URL(fileURLWithPath: "/usr/bin/ldd")
+        ldd.arguments = [Paths.triage]
+        let pipe = Pipe()
+        ldd.standardOutput = pipe
+        try ldd.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        ldd.waitUntilExit()
+        #expect(out.contains("libopenblas"), "\(out)")
+        #expect(!out.contains("libcurl"), "\(out)")
+    }
+
     /// The response cache is a file: a second `triage ask` process gets the answer the first
     /// one paid for, with no HTTP request; a different conversation is a different key.
     @Test func aSecondProcessIsAnsweredFromTheCacheFile() throws {
