@@ -20,7 +20,15 @@ enum TestPostgres {
     /// tests pass through TRIAGE_PG_PASSWORD, as an operator should).
     static func freshDatabase() async throws -> (url: String, name: String) {
         let name = "triage_test_" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
-        try await admin("CREATE DATABASE \(name)")
+        // Right after a test restarted the server it may still refuse for a moment.
+        var attempt = 0
+        while true {
+            do { try await admin("CREATE DATABASE \(name)"); break } catch {
+                attempt += 1
+                if attempt >= 20 { throw FleetError("CREATE DATABASE: \(FleetDatabase.describe(error))") }
+                try await Task.sleep(nanoseconds: 250_000_000)
+            }
+        }
         let b = base
         return ("postgres://\(b.user)@\(b.host):\(b.port)/\(name)?sslmode=disable", name)
     }
