@@ -97,11 +97,13 @@ final class Child: @unchecked Sendable {
     let pid: pid_t
     let stdoutPath: String
     let stderrPath: String
+    private let directory: String
     private var status: Int32?
 
     init(_ path: String, _ arguments: [String], environment: [String: String] = [:], stdin: String? = nil) throws {
         let dir = NSTemporaryDirectory() + "triage-child-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        directory = dir
         stdoutPath = dir + "/out"
         stderrPath = dir + "/err"
         let stdinPath = dir + "/in"
@@ -136,6 +138,8 @@ final class Child: @unchecked Sendable {
         guard rc == 0 else { throw FleetError("posix_spawn \(path): \(String(cString: strerror(rc)))") }
         pid = child
     }
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
 
     /// Waits for the child and returns its exit status (128 + signal when killed).
     @discardableResult
