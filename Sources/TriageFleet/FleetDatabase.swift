@@ -170,7 +170,7 @@ public final class FleetDatabase: @unchecked Sendable {
                 }
                 try await connection.query("COMMIT", logger: logger)
             } catch {
-                try? await connection.query("ROLLBACK", logger: logger)
+                _ = try? await connection.query("ROLLBACK", logger: logger)
                 throw error
             }
         }
@@ -258,7 +258,7 @@ public final class FleetDatabase: @unchecked Sendable {
                 try await connection.query("COMMIT", logger: logger)
                 return (newDecisions, newGaps)
             } catch {
-                try? await connection.query("ROLLBACK", logger: logger)
+                _ = try? await connection.query("ROLLBACK", logger: logger)
                 throw error
             }
         }
@@ -294,7 +294,7 @@ public final class FleetDatabase: @unchecked Sendable {
                 try await connection.query("COMMIT", logger: logger)
                 return (decisions, gaps)
             } catch {
-                try? await connection.query("ROLLBACK", logger: logger)
+                _ = try? await connection.query("ROLLBACK", logger: logger)
                 throw error
             }
         }
@@ -345,19 +345,36 @@ public final class FleetDatabase: @unchecked Sendable {
 }
 
 /// Runs `body`, failing with a timeout after `seconds` (and running `onTimeout`, which
-/// should make `body` fail promptly, e.g. by closing its connection).
+/// should make `body` fail promptly, e.g. by closing its connection). Returns at the deadline
+/// even if `body` ignores cancellation: a task group would wait for it, and a connect or a
+/// query to a database that stopped answering may never finish on its own.
 func withDeadline<T: Sendable>(_ seconds: Double, onTimeout: @escaping @Sendable () async -> Void,
                                _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(nanoseconds: UInt64(max(0, seconds) * 1e9))
-            await onTimeout()
-            throw FleetError("no answer within \(fmtSeconds(seconds))")
+    let settled = SettledFlag()
+    return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        let work = Task {
+            do {
+                let value = try await body()
+                if settled.claim() { continuation.resume(returning: value) }
+            } catch {
+                if settled.claim() { continuation.resume(throwing: error) }
+            }
         }
-        defer { group.cancelAll() }
-        return try await group.next()!
+        Task {
+            try? await Task.sleep(nanoseconds: UInt64(max(0, seconds) * 1e9))
+            guard settled.claim() else { return }
+            continuation.resume(throwing: FleetError("no answer within \(fmtSeconds(seconds))"))
+            work.cancel()
+            await onTimeout()
+        }
     }
+}
+
+/// Claimed once: whichever of the work and the deadline comes first resumes the caller.
+final class SettledFlag: @unchecked Sendable {
+    private let lock = StateLock()
+    private var done = false
+    func claim() -> Bool { lock.withLock { if done { return false }; done = true; return true } }
 }
 
 func fmtSeconds(_ s: Double) -> String { s == s.rounded() ? "\(Int(s)) s" : "\(s) s" }

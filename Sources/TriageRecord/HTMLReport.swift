@@ -96,7 +96,7 @@ public enum HTMLReport {
         add("<section><h2>Trends</h2><ul id=\"trends\">")
         for t in d.trends {
             let slope = t.slopePerDay.map { " (\(fmt($0, t.metric == "cost_per_query_usd" ? 6 : 3))/day)" } ?? ""
-            add("<li class=\"t-\(t.direction)\">\(t.metric.replacingUnderscores()): <b>\(t.direction.replacingUnderscores())</b>\(slope)</li>")
+            add("<li class=\"t-\(t.direction)\">\(ReportDepth.trendLabel(t.metric)): <b>\(t.direction.replacingUnderscores())</b>\(slope)</li>")
         }
         add("</ul></section>")
 
@@ -234,7 +234,7 @@ public enum HTMLReport {
     static func timeLabels(first: Double, last: Double, pad: Double) -> String {
         let h = chartHeight
         return "<text x=\"\(f(pad))\" y=\"\(f(h - 8))\">\(formatUTC(first).prefix(16))</text>"
-            + "<text x=\"\(f(chartWidth))\" y=\"\(f(h - 8))\" text-anchor=\"end\">\(formatUTC(last).prefix(16))</text>"
+            + "<text x=\"\(f(chartWidth - 3))\" y=\"\(f(h - 8))\" text-anchor=\"end\">\(formatUTC(last).prefix(16))</text>"
     }
 
     static func legend() -> String {

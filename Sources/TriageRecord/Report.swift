@@ -656,7 +656,8 @@ public struct Report: Sendable {
             default: break
             }
         }
-        for check in sla where check.met == false {
+        // The availability SLA has its own line among the alerts' recommendations.
+        for check in sla where check.met == false && check.name != "availability" {
             if check.name == "escalation_rate" {
                 out.append("SLA: escalation rate \(fmt(check.value ?? 0, 2)) exceeds the \(fmt(check.target, 2)) target: "
                            + "\(pct(smallToLargeRate ?? 0)) of small-tier answers were escalated; move the categories that escalate most straight to the large tier, or tune the answer check")

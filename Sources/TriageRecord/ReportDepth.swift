@@ -241,6 +241,15 @@ public struct ReportDepth: Sendable {
         }
     }
 
+    static func trendLabel(_ metric: String) -> String {
+        switch metric {
+        case "edge_share": return "edge share"
+        case "cost_per_query_usd": return "cost per query ($)"
+        case "p95_latency_ms": return "p95 latency (ms)"
+        default: return metric.replacingUnderscores()
+        }
+    }
+
     /// Least-squares slope through the points (per day) and its verdict.
     static func trend(_ metric: String, points: [(time: Double, value: Double)], higherIsBetter: Bool, span: Double,
                       stableFraction: Double) -> Trend {
@@ -349,9 +358,12 @@ public struct ReportDepth: Sendable {
         }
 
         section("Trends")
+        // Over a short window a slope per day reads as nonsense: say it per hour there.
+        let perHour = (windowDays ?? 0) < 2
         for t in trends {
-            let slope = t.slopePerDay.map { " (slope \(fmt($0, t.metric == "cost_per_query_usd" ? 6 : 3)) per day)" } ?? ""
-            line("\(t.metric.replacingUnderscores()): \(t.direction.replacingUnderscores())\(slope)")
+            let digits = t.metric == "cost_per_query_usd" ? 6 : 3
+            let slope = t.slopePerDay.map { " (slope \(fmt(perHour ? $0 / 24 : $0, digits)) per \(perHour ? "hour" : "day"))" } ?? ""
+            line("\(ReportDepth.trendLabel(t.metric)): \(t.direction.replacingUnderscores())\(slope)")
         }
         if trends.isEmpty { line("not enough data") }
         return out

@@ -20,7 +20,15 @@ enum TestPostgres {
     /// tests pass through TRIAGE_PG_PASSWORD, as an operator should).
     static func freshDatabase() async throws -> (url: String, name: String) {
         let name = "triage_test_" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
-        try await admin("CREATE DATABASE \(name)")
+        // Right after a test restarted the server it may still refuse for a moment.
+        var attempt = 0
+        while true {
+            do { try await admin("CREATE DATABASE \(name)"); break } catch {
+                attempt += 1
+                if attempt >= 20 { throw FleetError("CREATE DATABASE: \(FleetDatabase.describe(error))") }
+                try await Task.sleep(nanoseconds: 250_000_000)
+            }
+        }
         let b = base
         return ("postgres://\(b.user)@\(b.host):\(b.port)/\(name)?sslmode=disable", name)
     }
@@ -89,11 +97,13 @@ final class Child: @unchecked Sendable {
     let pid: pid_t
     let stdoutPath: String
     let stderrPath: String
+    private let directory: String
     private var status: Int32?
 
     init(_ path: String, _ arguments: [String], environment: [String: String] = [:], stdin: String? = nil) throws {
         let dir = NSTemporaryDirectory() + "triage-child-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        directory = dir
         stdoutPath = dir + "/out"
         stderrPath = dir + "/err"
         let stdinPath = dir + "/in"
@@ -128,6 +138,8 @@ final class Child: @unchecked Sendable {
         guard rc == 0 else { throw FleetError("posix_spawn \(path): \(String(cString: strerror(rc)))") }
         pid = child
     }
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
 
     /// Waits for the child and returns its exit status (128 + signal when killed).
     @discardableResult

@@ -98,6 +98,10 @@ import TriageJSON
         #expect(r.savingsVsLarge.hypotheticalCostUSD == 0 && r.savingsVsLarge.savingsRate == nil)
         #expect(r.savingsVsSmall.savingsRate == nil)
         #expect(r.sla.first { $0.name == "availability" }?.met == false)
+        // One recommendation for it, in percent, not a latency line in milliseconds.
+        #expect(r.recommendations.filter { $0.contains("availability") }.count == 1)
+        #expect(r.recommendations.contains { $0.hasPrefix("availability 0.00 % < 99.9 %: 10 queries were not answered") })
+        #expect(!r.recommendations.contains { $0.contains("availability") && $0.contains(" ms") })
     }
 
     @Test func aSmallTierFailureAnsweredByTheLargeTierIsAFallbackNotAnEscalation() {
