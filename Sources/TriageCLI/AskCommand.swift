@@ -49,8 +49,7 @@ struct Ask: ParsableCommand {
             let settings = try TriageConfig.load(path: config)
             let dir = try modelOptions.resolve()
             let classifier = try Classifier.load(directory: dir, options: runtimeOptions.classifierOptions)
-            let answers = try EdgeAnswerBook.load(directory: dir, labels: classifier.labels,
-                                                  outOfScopeLabel: classifier.calibration.outOfScopeLabel)
+            let answers = try EdgeAnswerBook.load(directory: dir, classifier: classifier)
             var store: DecisionStore? = nil
             if !recordOff {
                 store = try DecisionStore(path: db ?? settings.recordPath ?? DecisionStore.defaultPath())
@@ -67,7 +66,7 @@ struct Ask: ParsableCommand {
             let large = offline ? nil : CloudTierClient(config: settings.large, endpoint: settings.endpoint(for: settings.large),
                                                         policy: settings.policy)
             let cascade = Cascade(
-                classifier: classifier, answers: answers, router: Router(policy: settings.router), small: small, large: large,
+                classifier: classifier, answers: answers, router: Router(policy: try settings.routerPolicy(tuned: classifier.calibration.routing)), small: small, large: large,
                 cache: ResponseCache(ttl: settings.cacheTTL, capacity: settings.cacheCapacity, historyTurns: settings.cacheHistoryTurns),
                 sink: store, options: options, modelVersion: classifier.modelVersion)
             if shadow, let why = cascade.cloudUnavailableReason {
@@ -99,14 +98,16 @@ struct Ask: ParsableCommand {
 struct EdgeAnswerBook: EdgeAnswers {
     let book: AnswerBook?
 
-    static func load(directory: String, labels: [String], outOfScopeLabel: String?) throws -> EdgeAnswerBook {
+    /// The book must answer every in-scope intent of the model (its out-of-scope labels excepted).
+    static func load(directory: String, classifier: Classifier) throws -> EdgeAnswerBook {
         let path = FileSystem.join(directory, "answers.json")
         guard FileSystem.exists(path) else {
             StandardError.write("triage: warning: \(path) not found; the edge has no answers and every query goes to the cloud\n")
             return EdgeAnswerBook(book: nil)
         }
         let book = try AnswerBook.load(path: path)
-        let problems = book.validate(against: labels, outOfScopeLabel: outOfScopeLabel ?? "oos")
+        let inScope = classifier.labels.filter { !classifier.calibration.isOutOfScope($0) }
+        let problems = book.validate(against: inScope)
         if !problems.isEmpty { throw CLIError("\(path) does not fit the model: " + problems.joined(separator: "; ")) }
         return EdgeAnswerBook(book: book)
     }

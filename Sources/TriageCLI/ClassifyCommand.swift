@@ -9,7 +9,9 @@ struct Classify: ParsableCommand {
         abstract: "Classify texts with the edge model.",
         discussion: """
             With --json, prints one JSON object per input, in input order: text, label, confidence \
-            (calibrated), out_of_scope, probs (label → calibrated probability), logits (raw, in \
+            (calibrated), out_of_scope, fine_label (the model's own label; for an out-of-scope \
+            decision its likeliest out-of-scope label), oos_score (the summed probability of the \
+            out-of-scope labels), probs (label → calibrated probability), logits (raw, in \
             label-id order) and tokens (the input length in tokens).
             """)
 
@@ -60,6 +62,8 @@ func classificationJSON(text: String, _ r: Classification, labels: [String]) -> 
         ("label", .string(r.label)),
         ("confidence", .float(r.confidence)),
         ("out_of_scope", .bool(r.outOfScope)),
+        ("fine_label", .string(r.fineLabel)),
+        ("oos_score", .float(r.outOfScopeScore)),
         ("probs", .object(zip(labels, r.probabilities).map { ($0, .float($1)) })),
         ("logits", .array(r.logits.map { .float($0) })),
         ("tokens", .int(r.tokenCount)),

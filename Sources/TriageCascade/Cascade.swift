@@ -71,7 +71,8 @@ public final class Cascade: Sendable {
         let output = try classifier.model.forward(encoded, workspace: &workspace)
         let edge = classifier.decide(logits: Array(output.logits(0)), tokenCount: encoded.lengths[0])
         let complexity = router.complexity(of: query, confidence: Double(edge.confidence))
-        let verdict = router.edgeVerdict(confidence: Double(edge.confidence), outOfScope: edge.outOfScope, complexity: complexity)
+        let verdict = router.edgeVerdict(confidence: Double(edge.confidence), outOfScope: edge.outOfScope,
+                                         outOfScopeScore: Double(edge.outOfScopeScore), complexity: complexity)
         let category = TaskCategory.of(query)
         let edgeDone = Clock.seconds()
 
@@ -165,7 +166,7 @@ public final class Cascade: Sendable {
             }
             var text = response.text
             if options.shadow {
-                let parsed = Self.parseShadowAnswer(text, labels: classifier.labels)
+                let parsed = Self.parseShadowAnswer(text, labels: classifier.labels.filter { !classifier.calibration.isOutOfScope($0) })
                 d.shadow?.cloudLabel = parsed.label
                 text = parsed.answer
             }
@@ -194,7 +195,7 @@ public final class Cascade: Sendable {
 
     func shadowPrompt() -> String {
         options.systemPrompt + "\n\nBefore the answer, write one line \"intent: <label>\" naming which of these intents the question is, or \"intent: none\": "
-            + classifier.labels.filter { $0 != classifier.calibration.outOfScopeLabel }.joined(separator: ", ")
+            + classifier.labels.filter { !classifier.calibration.isOutOfScope($0) }.joined(separator: ", ")
     }
 
     /// Splits "intent: <label>" off the first line of a shadow-mode answer.
