@@ -209,7 +209,7 @@ public enum RoutingTuner {
         func n(_ v: Double) -> String { String((v * 10).rounded() / 10) }
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" viewBox=\"0 0 \(Int(w)) \(Int(h))\" font-family=\"sans-serif\" font-size=\"12\">\n"
         s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        s += "<text x=\"\(n(left))\" y=\"20\" font-size=\"14\">Edge share against edge error, one point per confidence cut (max oos score \(chosen.maxOutOfScopeScore))</text>\n"
+        s += "<text x=\"\(n(left))\" y=\"20\" font-size=\"14\">Edge share against edge error per confidence cut (max oos score \(chosen.maxOutOfScopeScore))</text>\n"
         for i in 0...10 {
             let v = Double(i) / 10
             s += "<line x1=\"\(n(x(v)))\" y1=\"\(n(y(0)))\" x2=\"\(n(x(v)))\" y2=\"\(n(y(yMax)))\" stroke=\"#eee\"/>"
