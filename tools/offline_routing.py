@@ -70,6 +70,10 @@ def main():
     edge_in = edge_in_right = edge_oos = 0
     over = escalated = 0
     reasons = collections.Counter()
+    # out-of-scope queries answered at the edge, by the file's "source" (in-domain held-out
+    # intents vs out-of-domain queries), when it has one
+    oos_by_source = collections.Counter()
+    edge_oos_by_source = collections.Counter()
     edge_ms, total_ms = [], []
     for r, d in zip(rows, out):
         is_oos = r["label"] == "oos"
@@ -80,6 +84,9 @@ def main():
         if is_oos:
             oos += 1
             edge_oos += at_edge
+            src = r.get("source", "oos")
+            oos_by_source[src] += 1
+            edge_oos_by_source[src] += at_edge
         else:
             ins += 1
             edge_in += at_edge
@@ -100,6 +107,8 @@ def main():
         "over_routing_rate_in_scope": over / ins if ins else None,
         "over_routing_share_of_escalated": over / escalated if escalated else None,
         "escalation_reasons": dict(reasons.most_common()),
+        "under_routing_by_source": {k: {"out_of_scope": n, "answered_at_edge": edge_oos_by_source[k],
+                                        "rate": edge_oos_by_source[k] / n} for k, n in sorted(oos_by_source.items())},
         "edge_ms_p50": percentile(edge_ms, 50), "edge_ms_p95": percentile(edge_ms, 95),
         "total_ms_p50": percentile(total_ms, 50), "total_ms_p95": percentile(total_ms, 95),
         "model": os.path.relpath(args.model, ROOT), "int8": args.int8, "data": os.path.basename(args.data),
@@ -114,6 +123,10 @@ def main():
     print(f"edge accuracy:            {pct(figures['edge_accuracy'])} ({edge_in_right}/{edge_total} answers right)")
     print(f"under-routing:            {pct(figures['under_routing_oos_rate'])} of out-of-scope answered at the edge "
           f"({edge_oos}/{oos}); {edge_in - edge_in_right} in-scope answered with the wrong intent")
+    if len(oos_by_source) > 1:
+        print("  by source:              " + "; ".join(
+            f"{k} {pct(v['rate'])} ({v['answered_at_edge']}/{v['out_of_scope']})"
+            for k, v in figures["under_routing_by_source"].items()))
     print(f"over-routing:             {pct(figures['over_routing_rate_in_scope'])} of in-scope correctly labelled "
           f"but escalated ({over}/{ins}; {pct(figures['over_routing_share_of_escalated'])} of {escalated} escalated)")
     print("escalation reasons:       " + ", ".join(f"{k} {v}" for k, v in reasons.most_common()))

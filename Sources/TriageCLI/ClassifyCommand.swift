@@ -10,7 +10,9 @@ struct Classify: ParsableCommand {
         abstract: "Classify texts with the edge model.",
         discussion: """
             With --json, prints one JSON object per input, in input order: text, label, confidence \
-            (calibrated), out_of_scope, probs (label → calibrated probability), logits (raw, in \
+            (calibrated), out_of_scope, fine_label (the model's own label; for an out-of-scope \
+            decision its likeliest out-of-scope label), oos_score (the summed probability of the \
+            out-of-scope labels), probs (label → calibrated probability), logits (raw, in \
             label-id order) and tokens (the input length in tokens).
             """)
 

@@ -133,7 +133,8 @@ public final class Cascade: Sendable {
             }
         }
         let complexity = router.complexity(of: query, confidence: Double(edge.confidence))
-        let verdict = router.edgeVerdict(confidence: Double(edge.confidence), outOfScope: edge.outOfScope, complexity: complexity)
+        let verdict = router.edgeVerdict(confidence: Double(edge.confidence), outOfScope: edge.outOfScope,
+                                         outOfScopeScore: Double(edge.outOfScopeScore), complexity: complexity)
         let category = TaskCategory.of(query)
         let edgeMs = inferenceMs + (Clock.seconds() - routing) * 1e3
 
@@ -254,7 +255,7 @@ public final class Cascade: Sendable {
             }
             var text = response.text
             if options.shadow {
-                let parsed = Self.parseShadowAnswer(text, labels: classifier.labels)
+                let parsed = Self.parseShadowAnswer(text, labels: classifier.labels.filter { !classifier.calibration.isOutOfScope($0) })
                 d.shadow?.cloudLabel = parsed.label
                 text = parsed.answer
             }
@@ -283,7 +284,7 @@ public final class Cascade: Sendable {
 
     func shadowPrompt() -> String {
         options.systemPrompt + "\n\nBefore the answer, write one line \"intent: <label>\" naming which of these intents the question is, or \"intent: none\": "
-            + classifier.labels.filter { $0 != classifier.calibration.outOfScopeLabel }.joined(separator: ", ")
+            + classifier.labels.filter { !classifier.calibration.isOutOfScope($0) }.joined(separator: ", ")
     }
 
     /// Splits "intent: <label>" off the first line of a shadow-mode answer.

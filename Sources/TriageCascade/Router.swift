@@ -1,3 +1,4 @@
+import TriageClassifier
 import TriageJSON
 
 /// Every threshold of the routing rules, with the seed values as defaults. All of them can
@@ -11,6 +12,9 @@ public struct RouterPolicy: Sendable, Equatable {
     public var answerBand = 0.95
     /// Below this confidence a query always escalates (the floor of the review band).
     public var reviewBand = 0.80
+    /// A query whose summed out-of-scope probability is above this escalates even when an
+    /// intent is the likeliest class (1: no such rule).
+    public var maxOutOfScopeScore = 1.0
     /// A small-tier answer whose checked confidence is below this escalates to the large tier.
     public var answerConfidenceThreshold = 0.80
     public var answerConfidenceBase = 0.85
@@ -33,9 +37,27 @@ public struct RouterPolicy: Sendable, Equatable {
 
     public static func == (a: RouterPolicy, b: RouterPolicy) -> Bool {
         a.maxComplexity == b.maxComplexity && a.minConfidence == b.minConfidence && a.answerBand == b.answerBand
-            && a.reviewBand == b.reviewBand && a.answerConfidenceThreshold == b.answerConfidenceThreshold
+            && a.reviewBand == b.reviewBand && a.maxOutOfScopeScore == b.maxOutOfScopeScore && a.answerConfidenceThreshold == b.answerConfidenceThreshold
             && a.escalationKeywords == b.escalationKeywords && a.hedgingPhrases == b.hedgingPhrases
             && a.categoryAdjustments == b.categoryAdjustments && a.weights == b.weights
+    }
+
+    /// The thresholds `triage tune` fitted for a model, over these. The tuned edge threshold is
+    /// also the floor of the review band (it was fitted as the one confidence cut).
+    public func applying(_ tuned: TunedRouting?) -> RouterPolicy {
+        guard let tuned else { return self }
+        var p = self
+        p.minConfidence = tuned.minConfidence
+        p.reviewBand = tuned.minConfidence
+        p.answerBand = tuned.answerBand
+        p.maxOutOfScopeScore = tuned.maxOutOfScopeScore
+        return p
+    }
+
+    /// The policy a model runs with: seed defaults, then the model's tuned routing, then the
+    /// keys the operator's config sets (`router` object of the config file).
+    public static func resolved(tuned: TunedRouting?, config overrides: JSONValue?) throws -> RouterPolicy {
+        try RouterPolicy().applying(tuned).overriding(with: overrides)
     }
 
     /// Applies the keys present in `json`; an unknown key or a value of the wrong type is an error.
@@ -59,6 +81,7 @@ public struct RouterPolicy: Sendable, Equatable {
             case "min_confidence": p.minConfidence = try number()
             case "answer_band": p.answerBand = try number()
             case "review_band": p.reviewBand = try number()
+            case "max_oos_score": p.maxOutOfScopeScore = try number()
             case "answer_confidence_threshold": p.answerConfidenceThreshold = try number()
             case "answer_confidence_base": p.answerConfidenceBase = try number()
             case "max_tokens_penalty": p.maxTokensPenalty = try number()
@@ -87,7 +110,8 @@ public struct RouterPolicy: Sendable, Equatable {
             }
         }
         for (name, v) in [("max_complexity", p.maxComplexity), ("min_confidence", p.minConfidence), ("answer_band", p.answerBand),
-                          ("review_band", p.reviewBand), ("answer_confidence_threshold", p.answerConfidenceThreshold)]
+                          ("review_band", p.reviewBand), ("answer_confidence_threshold", p.answerConfidenceThreshold),
+                          ("max_oos_score", p.maxOutOfScopeScore)]
         where !(0...1).contains(v) {
             throw CascadeError("config: router.\(name) must be within 0...1")
         }
@@ -187,11 +211,15 @@ public struct Router: Sendable {
         }
     }
 
-    /// Whether the edge answers. Out of scope first, then complexity, then the confidence
-    /// bands: ≥ answerBand answer; ≥ max(minConfidence, reviewBand) answer and flag for
-    /// review; below that, escalate.
-    public func edgeVerdict(confidence: Double, outOfScope: Bool, complexity: ComplexityScore) -> EdgeVerdict {
+    /// Whether the edge answers. Out of scope first (the decision, then the summed out-of-scope
+    /// probability), then complexity, then the confidence bands: ≥ answerBand answer;
+    /// ≥ max(minConfidence, reviewBand) answer and flag for review; below that, escalate.
+    public func edgeVerdict(confidence: Double, outOfScope: Bool, outOfScopeScore: Double = 0,
+                            complexity: ComplexityScore) -> EdgeVerdict {
         if outOfScope { return EdgeVerdict(answerAtEdge: false, review: false, reason: "out_of_scope") }
+        if outOfScopeScore > policy.maxOutOfScopeScore {
+            return EdgeVerdict(answerAtEdge: false, review: false, reason: "out_of_scope_score")
+        }
         if complexity.total > policy.maxComplexity {
             return EdgeVerdict(answerAtEdge: false, review: false, reason: "high_complexity")
         }

@@ -1,3 +1,4 @@
+import TriageClassifier
 import TriageCloud
 import TriageJSON
 import TriageSystem
@@ -12,6 +13,9 @@ public struct TriageConfig: Sendable {
     public var small = CloudTierConfig.small
     public var large = CloudTierConfig.large
     public var router = RouterPolicy()
+    /// The config file's own "router" keys, applied over a model's tuned routing
+    /// (`routerPolicy(for:)`): what the operator sets wins, what it leaves out comes from the model.
+    public var routerOverrides: JSONValue? = nil
     /// Overrides the default base URL; `ANTHROPIC_BASE_URL` overrides this.
     public var baseURL: String? = nil
     /// Certificate authorities (PEM) to trust instead of the system's store.
@@ -96,7 +100,9 @@ public struct TriageConfig: Sendable {
                 c.policy = try c.policy.overriding(with: .object(p))
             case "small": c.small = try c.small.overriding(with: value)
             case "large": c.large = try c.large.overriding(with: value)
-            case "router": c.router = try c.router.overriding(with: value)
+            case "router":
+                c.router = try c.router.overriding(with: value)
+                c.routerOverrides = value
             case "cache":
                 for (k, v) in value.objectPairs ?? [] {
                     switch k {
@@ -181,6 +187,11 @@ public struct TriageConfig: Sendable {
         c.small.name = "small"
         c.large.name = "large"
         return c
+    }
+
+    /// The router policy for a model: seed defaults < the model's tuned routing < this config's keys.
+    public func routerPolicy(tuned: TunedRouting?) throws -> RouterPolicy {
+        try RouterPolicy.resolved(tuned: tuned, config: routerOverrides)
     }
 
     static func positive(_ v: JSONValue, _ name: String, allowZero: Bool = false) throws -> Double {

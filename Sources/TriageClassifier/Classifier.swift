@@ -11,44 +11,121 @@ public struct ClassifierError: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
+/// Routing thresholds fitted to a model by `triage tune` (triage.json's "routing" object). The
+/// router starts from its seed defaults, applies these, then the keys the operator's config sets.
+public struct TunedRouting: Sendable, Equatable {
+    /// The edge answers at or above this calibrated confidence…
+    public var minConfidence: Double
+    /// …flags its answers below this one for review…
+    public var answerBand: Double
+    /// …and escalates whenever the summed out-of-scope probability is above this.
+    public var maxOutOfScopeScore: Double
+    /// What the fit measured (data, budgets, cross-validated figures): kept for people, not read.
+    public var fit: JSONValue?
+
+    public init(minConfidence: Double, answerBand: Double, maxOutOfScopeScore: Double, fit: JSONValue? = nil) {
+        self.minConfidence = minConfidence; self.answerBand = answerBand; self.maxOutOfScopeScore = maxOutOfScopeScore; self.fit = fit
+    }
+
+    public static func parse(_ json: JSONValue) throws -> TunedRouting {
+        guard let pairs = json.objectPairs else { throw ClassifierError("routing must be an object") }
+        var r = TunedRouting(minConfidence: 0.9, answerBand: 0.95, maxOutOfScopeScore: 1)
+        var seen = Set<String>()
+        for (key, value) in pairs {
+            seen.insert(key)
+            if key == "fit" { r.fit = value; continue }
+            guard let v = value.doubleValue, (0...1).contains(v) else {
+                throw ClassifierError("routing.\(key) must be a number within 0...1")
+            }
+            switch key {
+            case "min_confidence": r.minConfidence = v
+            case "answer_band": r.answerBand = v
+            case "max_oos_score": r.maxOutOfScopeScore = v
+            default: throw ClassifierError("unknown key routing.\(key) (expected min_confidence, answer_band, max_oos_score, fit)")
+            }
+        }
+        for key in ["min_confidence", "answer_band", "max_oos_score"] where !seen.contains(key) {
+            throw ClassifierError("routing.\(key) is missing")
+        }
+        return r
+    }
+
+    public var json: JSONValue {
+        var pairs: [(String, JSONValue)] = [("min_confidence", .number(minConfidence)), ("answer_band", .number(answerBand)),
+                                            ("max_oos_score", .number(maxOutOfScopeScore))]
+        if let fit { pairs.append(("fit", fit)) }
+        return .object(pairs)
+    }
+}
+
 /// How raw logits become a decision, from the model directory's `triage.json`:
 /// temperature scaling for calibrated probabilities, and the out-of-scope rule.
 public struct Calibration: Sendable, Equatable {
     /// Probabilities are softmax(logits / temperature).
     public var temperature: Float = 1
-    /// The label that means "none of the intents this model knows".
+    /// The coarse label a decision carries when it is out of scope.
     public var outOfScopeLabel: String? = nil
+    /// The model's labels that are out of scope (`out_of_scope_labels`, e.g. held-out intents and
+    /// `out_of_domain`; or just `out_of_scope_label`). The decision sums their probabilities.
+    public var outOfScopeLabels: [String] = []
     /// Below this calibrated confidence a prediction is also treated as out of scope.
     public var minConfidence: Float = 0
+    /// Thresholds `triage tune` fitted for the router, if any.
+    public var routing: TunedRouting? = nil
 
-    public init(temperature: Float = 1, outOfScopeLabel: String? = nil, minConfidence: Float = 0) {
-        self.temperature = temperature; self.outOfScopeLabel = outOfScopeLabel; self.minConfidence = minConfidence
+    public init(temperature: Float = 1, outOfScopeLabel: String? = nil, outOfScopeLabels: [String]? = nil,
+                minConfidence: Float = 0, routing: TunedRouting? = nil) {
+        self.temperature = temperature; self.minConfidence = minConfidence; self.routing = routing
+        self.outOfScopeLabels = outOfScopeLabels ?? (outOfScopeLabel.map { [$0] } ?? [])
+        self.outOfScopeLabel = outOfScopeLabel ?? (self.outOfScopeLabels.isEmpty ? nil : "oos")
     }
+
+    /// Whether a label (fine or coarse) means out of scope.
+    public func isOutOfScope(_ label: String) -> Bool { label == outOfScopeLabel || outOfScopeLabels.contains(label) }
 
     public static func load(directory: String) throws -> Calibration {
         let path = FileSystem.join(directory, "triage.json")
         guard FileSystem.exists(path) else { return Calibration() }
         let json: JSONValue
         do { json = try JSONValue.parse(FileSystem.readText(path)) } catch { throw ClassifierError("\(path): \(error)") }
-        var c = Calibration()
+        var temperature: Float = 1, minConfidence: Float = 0
         if let t = json["temperature"]?.doubleValue {
             guard t > 0, t.isFinite else { throw ClassifierError("\(path): temperature must be positive") }
-            c.temperature = Float(t)
+            temperature = Float(t)
         }
-        c.outOfScopeLabel = json["out_of_scope_label"]?.stringValue
         if let m = json["min_confidence"]?.doubleValue {
             guard m >= 0, m <= 1 else { throw ClassifierError("\(path): min_confidence must be within 0...1") }
-            c.minConfidence = Float(m)
+            minConfidence = Float(m)
         }
-        return c
+        var labels: [String]? = nil
+        if let v = json["out_of_scope_labels"] {
+            let names = v.arrayValue?.compactMap(\.stringValue) ?? []
+            guard !names.isEmpty, names.count == v.arrayValue?.count else {
+                throw ClassifierError("\(path): out_of_scope_labels must be a non-empty array of label names")
+            }
+            labels = names
+        }
+        var routing: TunedRouting? = nil
+        if let r = json["routing"] {
+            do { routing = try TunedRouting.parse(r) } catch { throw ClassifierError("\(path): \(error)") }
+        }
+        return Calibration(temperature: temperature, outOfScopeLabel: json["out_of_scope_label"]?.stringValue,
+                           outOfScopeLabels: labels, minConfidence: minConfidence, routing: routing)
     }
 }
 
 public struct Classification: Sendable {
+    /// The decision's label: an in-scope intent, or the coarse out-of-scope label.
     public var label: String
+    /// The model's own label behind it (for an out-of-scope decision, the likeliest out-of-scope
+    /// label, e.g. a held-out intent or `out_of_domain`).
+    public var fineLabel: String
+    /// The id of `fineLabel`.
     public var labelId: Int
-    /// The calibrated probability of `label`.
+    /// The calibrated probability of `label` (for the coarse out-of-scope label: `outOfScopeScore`).
     public var confidence: Float
+    /// The summed calibrated probability of the out-of-scope labels (0 when the model has none).
+    public var outOfScopeScore: Float
     /// Calibrated probabilities in label-id order.
     public var probabilities: [Float]
     /// Raw network logits in label-id order.
@@ -129,8 +206,14 @@ public final class Classifier: Sendable {
             throw ClassifierError("\(directory): vocab.txt has \(tokenizer.vocabulary.count) tokens but the model expects \(weights.config.vocabSize)")
         }
         let calibration = try Calibration.load(directory: directory)
-        if let oos = calibration.outOfScopeLabel, calibration.minConfidence == 0, !weights.config.labels.contains(oos) {
+        for oos in calibration.outOfScopeLabels where !weights.config.labels.contains(oos) {
+            // A single label with a confidence threshold may name a label the model lacks
+            // (threshold-only models); a list must name the model's own labels.
+            if calibration.outOfScopeLabels.count == 1 && calibration.minConfidence > 0 { continue }
             throw ClassifierError("\(directory)/triage.json names out-of-scope label '\(oos)', which the model does not have")
+        }
+        if calibration.outOfScopeLabels.count > 1 && Set(weights.config.labels).isSubset(of: calibration.outOfScopeLabels) {
+            throw ClassifierError("\(directory)/triage.json declares every label out of scope")
         }
         let runtime = Runtime(threads: options.threads, kernels: kernel)
         return Classifier(directory: directory, tokenizer: tokenizer, model: DistilBertModel(weights: weights, runtime: runtime),
@@ -166,13 +249,33 @@ public final class Classifier: Sendable {
 
     /// Calibrated probabilities and the out-of-scope rule applied to raw logits.
     public func decide(logits: [Float], tokenCount: Int = 0) -> Classification {
-        let probs = Self.softmax(logits, temperature: calibration.temperature)
-        var best = 0
-        for i in probs.indices where probs[i] > probs[best] { best = i }
-        let label = labels[best]
-        let oos = label == calibration.outOfScopeLabel || probs[best] < calibration.minConfidence
-        return Classification(label: label, labelId: best, confidence: probs[best], probabilities: probs,
-                              logits: logits, outOfScope: oos, tokenCount: tokenCount)
+        Self.decide(logits: logits, labels: labels, calibration: calibration, tokenCount: tokenCount)
+    }
+
+    /// The decision over the coarse classes: each in-scope intent, and out of scope with the
+    /// summed probability of the out-of-scope labels. The likeliest coarse class wins (an intent
+    /// on a tie); below `minConfidence` the decision is out of scope too.
+    public static func decide(logits: [Float], labels: [String], calibration: Calibration, tokenCount: Int = 0,
+                              temperature: Float? = nil) -> Classification {
+        let probs = softmax(logits, temperature: temperature ?? calibration.temperature)
+        var bestIntent = -1, bestOOS = -1
+        var oosScore: Float = 0
+        for i in probs.indices {
+            if calibration.outOfScopeLabels.contains(labels[i]) {
+                oosScore += probs[i]
+                if bestOOS < 0 || probs[i] > probs[bestOOS] { bestOOS = i }
+            } else if bestIntent < 0 || probs[i] > probs[bestIntent] {
+                bestIntent = i
+            }
+        }
+        let coarseOOS = bestOOS >= 0 && (bestIntent < 0 || oosScore > probs[bestIntent])
+        let fine = coarseOOS ? bestOOS : bestIntent
+        let confidence = coarseOOS ? oosScore : probs[fine]
+        // With one out-of-scope label the decision keeps that label's own name, as before.
+        let label = coarseOOS ? (calibration.outOfScopeLabel ?? labels[fine]) : labels[fine]
+        return Classification(label: label, fineLabel: labels[fine], labelId: fine, confidence: confidence,
+                              outOfScopeScore: oosScore, probabilities: probs, logits: logits,
+                              outOfScope: coarseOOS || confidence < calibration.minConfidence, tokenCount: tokenCount)
     }
 
     public static func softmax(_ logits: [Float], temperature: Float = 1) -> [Float] {

@@ -84,12 +84,16 @@ public enum Evaluation {
         var tp = 0, fp = 0, fn = 0
         for (q, c) in zip(queries, results) {
             var g = q.label
-            if !known.contains(g) && g != oosLabel { unknown.insert(g); g = oosLabel }
+            if calibration.isOutOfScope(g) {
+                g = oosLabel
+            } else if !known.contains(g) {
+                unknown.insert(g); g = oosLabel
+            }
             let goldOOS = g == oosLabel
             let d = c.outOfScope ? oosLabel : c.label
             decided.append(d); gold.append(g)
             confCal.append(Double(c.confidence))
-            confRaw.append(Double(Classifier.softmax(c.logits).max() ?? 0))
+            confRaw.append(Double(Classifier.decide(logits: c.logits, labels: labels, calibration: calibration, temperature: 1).confidence))
             topCorrect.append(c.label == g)
             if goldOOS { r.outOfScopeCount += 1 } else { r.inScopeCount += 1 }
             if !goldOOS && d == g { inScopeRight += 1 }
@@ -113,8 +117,8 @@ public enum Evaluation {
         r.outOfScopeKeptShare = ratio(oosKept, r.outOfScopeCount)
         r.unknownLabels = unknown.sorted()
 
-        var classes = labels
-        if !classes.contains(oosLabel) { classes.append(oosLabel) }
+        var classes = labels.filter { !calibration.isOutOfScope($0) }
+        classes.append(oosLabel)
         for label in classes {
             let tpc = zip(decided, gold).filter { $0 == label && $1 == label }.count
             let predicted = decided.filter { $0 == label }.count, support = gold.filter { $0 == label }.count

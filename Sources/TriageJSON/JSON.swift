@@ -312,6 +312,47 @@ extension JSONValue {
         }
     }
 
+    /// JSON text for people: objects one key per line, indented by two spaces; arrays of
+    /// scalars stay on one line.
+    public var prettyPrinted: String {
+        var out = ""
+        writePretty(to: &out, indent: "")
+        return out + "\n"
+    }
+
+    func writePretty(to out: inout String, indent: String) {
+        let inner = indent + "  "
+        switch self {
+        case let .object(pairs) where !pairs.isEmpty:
+            out += "{\n"
+            for (i, (k, v)) in pairs.enumerated() {
+                out += inner
+                JSONValue.writeString(k, to: &out)
+                out += ": "
+                v.writePretty(to: &out, indent: inner)
+                out += i + 1 < pairs.count ? ",\n" : "\n"
+            }
+            out += indent + "}"
+        case let .array(items) where items.contains(where: { if case .object = $0 { return true }; if case .array = $0 { return true }; return false }):
+            out += "[\n"
+            for (i, v) in items.enumerated() {
+                out += inner
+                v.writePretty(to: &out, indent: inner)
+                out += i + 1 < items.count ? ",\n" : "\n"
+            }
+            out += indent + "]"
+        case let .array(items):
+            out += "["
+            for (i, v) in items.enumerated() {
+                if i > 0 { out += ", " }
+                v.write(to: &out)
+            }
+            out += "]"
+        default:
+            write(to: &out)
+        }
+    }
+
     static func format(_ d: Double) -> String {
         guard d.isFinite else { return "null" }
         if d.rounded() == d && abs(d) < 1e15 { return String(Int64(d)) }

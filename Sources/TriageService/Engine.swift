@@ -62,8 +62,12 @@ public final class Engine: Sendable {
         do {
             classifier = try Classifier.load(directory: settings.modelDirectory, options: settings.classifier)
         } catch { throw ServiceError(.badModel, "\(error)") }
-        let answers = try EdgeAnswerBook.load(directory: settings.modelDirectory, labels: classifier.labels,
-                                              outOfScopeLabel: classifier.calibration.outOfScopeLabel, warn: warn)
+        let answers = try EdgeAnswerBook.load(directory: settings.modelDirectory, classifier: classifier, warn: warn)
+        // Seed defaults, then the model's tuned routing (triage.json), then the config's router keys.
+        let routerPolicy: RouterPolicy
+        do { routerPolicy = try config.routerPolicy(tuned: classifier.calibration.routing) } catch {
+            throw ServiceError(.badModel, "\(error)")
+        }
         var candidate: CandidateModel? = nil
         if let dir = settings.candidateModel ?? config.candidateModel {
             do {
@@ -91,11 +95,12 @@ public final class Engine: Sendable {
             cacheStorage = settings.offline ? InMemoryResponseCache() : try SQLiteResponseCache.storage(configuredPath: config.cachePath)
         } catch { throw ServiceError(.internal, "response cache: \(error)") }
         return Engine(settings: settings, config: config, classifier: classifier, answers: answers, store: store,
-                      cacheStorage: cacheStorage, candidate: candidate)
+                      cacheStorage: cacheStorage, candidate: candidate, routerPolicy: routerPolicy)
     }
 
     init(settings: EngineSettings, config: TriageConfig, classifier: Classifier, answers: EdgeAnswerBook, store: DecisionStore?,
-         cacheStorage: ResponseCacheStorage = InMemoryResponseCache(), candidate: CandidateModel? = nil) {
+         cacheStorage: ResponseCacheStorage = InMemoryResponseCache(), candidate: CandidateModel? = nil,
+         routerPolicy: RouterPolicy? = nil) {
         self.candidate = candidate
         self.settings = settings; self.config = config; self.classifier = classifier; self.answers = answers
         self.store = store
@@ -117,7 +122,7 @@ public final class Engine: Sendable {
                                   storage: cacheStorage)
         let small = CloudTierClient(config: config.small, endpoint: config.endpoint(for: config.small), policy: config.policy)
         let large = CloudTierClient(config: config.large, endpoint: config.endpoint(for: config.large), policy: config.policy)
-        let router = Router(policy: config.router)
+        let router = Router(policy: routerPolicy ?? config.router)
         var offlineOptions = options
         offlineOptions.offline = true
         offlineOptions.shadow = false
@@ -139,8 +144,8 @@ public final class Engine: Sendable {
 public struct EdgeAnswerBook: EdgeAnswers {
     public let book: AnswerBook?
 
-    public static func load(directory: String, labels: [String], outOfScopeLabel: String?,
-                            warn: (String) -> Void) throws -> EdgeAnswerBook {
+    /// The book must answer every in-scope intent of the model (its out-of-scope labels excepted).
+    public static func load(directory: String, classifier: Classifier, warn: (String) -> Void) throws -> EdgeAnswerBook {
         let path = FileSystem.join(directory, "answers.json")
         guard FileSystem.exists(path) else {
             warn("\(path) not found; the edge has no answers and every query goes to the cloud")
@@ -148,7 +153,8 @@ public struct EdgeAnswerBook: EdgeAnswers {
         }
         let book: AnswerBook
         do { book = try AnswerBook.load(path: path) } catch { throw ServiceError(.badModel, "\(error)") }
-        let problems = book.validate(against: labels, outOfScopeLabel: outOfScopeLabel ?? "oos")
+        let inScope = classifier.labels.filter { !classifier.calibration.isOutOfScope($0) }
+        let problems = book.validate(against: inScope)
         if !problems.isEmpty { throw ServiceError(.badModel, "\(path) does not fit the model: " + problems.joined(separator: "; ")) }
         return EdgeAnswerBook(book: book)
     }

@@ -29,6 +29,8 @@ public enum WireJSON {
             ("label", .string(r.label)),
             ("confidence", .float(r.confidence)),
             ("out_of_scope", .bool(r.outOfScope)),
+            ("fine_label", .string(r.fineLabel)),
+            ("oos_score", .float(r.outOfScopeScore)),
             ("probs", .object(zip(labels, r.probabilities).map { ($0, .float($1)) })),
             ("logits", .array(r.logits.map { .float($0) })),
             ("tokens", .int(r.tokenCount)),

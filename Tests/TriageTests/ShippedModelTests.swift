@@ -55,19 +55,23 @@ import TriageCascade
     }
 }
 
-/// The router with the shipped model and answer book on 450 real queries (a seeded sample of
-/// valid.jsonl, tools/sample_queries.py), offline: confident in-scope queries stay at the
-/// edge and are mostly right; out-of-scope queries do not stay. The floors sit below the
-/// measured figures (69.7 % kept, 94.3 % of them right, 3.3 % of out-of-scope kept).
+/// The router with the shipped model, its tuned routing and its answer book on 450 real queries
+/// (a seeded sample of valid.jsonl, tools/sample_queries.py), offline: confident in-scope
+/// queries stay at the edge and are mostly right; out-of-scope queries do not stay. The floors
+/// guard against a regression: the previous model at the seed's rule kept 69 % of valid's
+/// in-scope queries at 98.7 % accuracy (issue 13), less about two standard errors of a
+/// 300/150-query sample; out-of-scope answered at most the 2 % budget plus that margin.
 @Suite struct RouterRealQueryTests {
     @Test func confidentInScopeStaysAtTheEdgeAndOutOfScopeDoesNot() throws {
         let queries = try readJSONLines(Paths.fixtures + "/banking77/queries.jsonl")
         let classifier = try Classifier.load(directory: Paths.shippedModel, options: .init(threads: 2))
         let book = try AnswerBook.load(path: Paths.shippedModel + "/answers.json")
-        #expect(book.validate(against: classifier.labels).isEmpty)
+        #expect(book.validate(against: classifier.labels.filter { !classifier.calibration.isOutOfScope($0) }).isEmpty)
+        let policy = try RouterPolicy.resolved(tuned: classifier.calibration.routing, config: nil)
+        #expect(classifier.calibration.routing != nil, "the shipped model carries tuned routing thresholds")
         var options = CascadeOptions()
         options.offline = true
-        let cascade = Cascade(classifier: classifier, answers: CascadeTests.BookAnswers(book: book), router: Router(),
+        let cascade = Cascade(classifier: classifier, answers: CascadeTests.BookAnswers(book: book), router: Router(policy: policy),
                               small: nil, large: nil, cache: ResponseCache(), sink: nil, options: options,
                               modelVersion: classifier.modelVersion)
         var ws = Workspace()
@@ -75,7 +79,9 @@ import TriageCascade
         for q in queries {
             let text = q["text"]!.stringValue!, gold = q["label"]!.stringValue!
             let d = try cascade.ask(text, workspace: &ws)
-            if d.confidence >= 0.95 && !d.outOfScope && d.complexity.total <= 0.75 {
+            let score = Double(try classifier.classify(text).outOfScopeScore)
+            if d.confidence >= policy.answerBand && !d.outOfScope && score <= policy.maxOutOfScopeScore
+                && d.complexity.total <= policy.maxComplexity {
                 #expect(d.route == .edge && d.reason == "optimal_edge" && !d.answer.isEmpty, "\(text)")
             }
             if d.route == .edge { #expect(d.answer == book.answer(for: d.label, query: text)?.text) }
@@ -90,8 +96,8 @@ import TriageCascade
         let keptShare = Double(kept) / Double(inScope), keptAccuracy = Double(keptRight) / Double(kept)
         let oosShare = Double(oosKept) / Double(oos)
         print("router on real queries: \(kept)/\(inScope) in-scope kept at the edge, \(keptRight) right; \(oosKept)/\(oos) out-of-scope kept")
-        #expect(keptShare >= 0.60)
-        #expect(keptAccuracy >= 0.90)
-        #expect(oosShare <= 0.08)
+        #expect(keptShare >= 0.64)
+        #expect(keptAccuracy >= 0.97)
+        #expect(oosShare <= 0.04)
     }
 }
