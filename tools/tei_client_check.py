@@ -32,9 +32,10 @@ def main():
                                               **({"Authorization": "Bearer " + args.api_key} if args.api_key else {})})
         with urllib.request.urlopen(req) as r:
             direct = json.load(r)
-        top = result[0]
+        # huggingface_hub 2.x returns the top element alone from a TEI endpoint, a list otherwise.
+        top = result[0] if isinstance(result, list) else result
         assert top.label == direct[0]["label"] and abs(top.score - direct[0]["score"]) < 1e-6, (top, direct[0])
-        print(f"{top.label:30s} {top.score:.4f}  ({len(result)} labels returned)  {q}")
+        print(f"{top.label:30s} {top.score:.4f}  ({len(result) if isinstance(result, list) else 1} returned)  {q}")
     print("huggingface_hub InferenceClient: OK")
 
 

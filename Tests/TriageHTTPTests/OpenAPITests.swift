@@ -74,6 +74,7 @@ struct SchemaChecker {
     }
 }
 
+extension HTTPTests {
 @Suite(.serialized) struct OpenAPITests {
     @Test func everyOperationMatchesARealResponse() async throws {
         let s = try await RunningServer(int8: true)
@@ -128,4 +129,5 @@ struct SchemaChecker {
         let health = try get(s.port, "/health")
         #expect(checker.mismatch(.string(health.body), try #require(checker.responseSchema("/health", "get", 200, contentType: "text/plain"))) == nil)
     }
+}
 }

@@ -14,6 +14,11 @@ import TriageTestSupport
 
 /// `triage serve` over real HTTP on 127.0.0.1 with libcurl: the library server for most
 /// paths, the real binary for signals, the API key in logs, and the CLI's own JSON.
+/// The HTTP suites run one after another: each test blocks a thread of Swift's global
+/// executor in synchronous libcurl calls, and the library server's handlers need the others.
+@Suite(.serialized) enum HTTPTests {}
+
+extension HTTPTests {
 @Suite(.serialized) struct ServerTests {
     @Test func predictShapesAndScoresMatchClassifyingAlone() async throws {
         let s = try await RunningServer()
@@ -312,6 +317,7 @@ import TriageTestSupport
         #expect(record.range(of: Data(key.utf8)) == nil)
     }
 }
+}
 
 // MARK: The real binary
 
@@ -380,6 +386,7 @@ func runBinary(_ arguments: [String]) throws -> BinaryResult {
                         stderr: try String(contentsOfFile: err, encoding: .utf8))
 }
 
+extension HTTPTests {
 @Suite(.serialized) struct BinaryServerTests {
     @Test func sigtermFinishesEveryAcceptedRequestAndExitsZero() throws {
         let b = try RunningBinary.start(["--int8", "--threads", "2", "--record-off", "--shutdown-timeout", "120", "--request-timeout", "0"])
@@ -485,4 +492,5 @@ func runBinary(_ arguments: [String]) throws -> BinaryResult {
         let record = try Data(contentsOf: URL(fileURLWithPath: dir + "/d.sqlite"))
         #expect(record.range(of: Data(key.utf8)) == nil)
     }
+}
 }
