@@ -2,6 +2,7 @@
 import ArgumentParser
 import Logging
 import TriageClassifier
+import TriageFleet
 import TriageHTTP
 import TriageService
 import TriageSystem
@@ -41,6 +42,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Decision record (SQLite) to write.", valueName: "FILE")) var db: String?
     @Flag(help: "Keep the query text in the record (default: a salted hash only).") var recordText = false
     @Flag(help: "Do not record decisions.") var recordOff = false
+    @Option(help: ArgumentHelp("A candidate edge model beside the primary (default: the config's candidate.model).", valueName: "DIR"))
+    var candidate: String?
+    @Option(help: ArgumentHelp("Share of queries the candidate answers; 0 = shadow (default: candidate.share).", valueName: "X"))
+    var candidateShare: Double?
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
@@ -51,6 +56,7 @@ struct Serve: AsyncParsableCommand {
         guard requestTimeout >= 0, shutdownTimeout >= 0 else { throw ValidationError("timeouts cannot be negative") }
         guard (1...256).contains(cloudThreads) else { throw ValidationError("--cloud-threads must be between 1 and 256") }
         if recordOff && (db != nil || recordText) { throw ValidationError("--record-off cannot be combined with --db or --record-text") }
+        if let x = candidateShare, !(0...1).contains(x) { throw ValidationError("--candidate-share must be between 0 and 1") }
     }
 
     func run() async throws {
@@ -64,13 +70,25 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "triage")
         let service: EdgeService
         var options = ServerOptions()
+        var shipping: [@Sendable () async -> Void] = []
         do {
             var settings = EngineSettings(modelDirectory: try modelOptions.resolve(),
                                           classifier: runtimeOptions.classifierOptions, configPath: config)
             settings.recordText = recordText
             settings.recordOff = recordOff
             settings.recordPath = db
+            settings.candidateModel = candidate
+            settings.candidateShare = candidateShare
             let engine = try Engine.load(settings, warn: { logger.warning("\($0)") })
+            // With record.postgres set, the record ships to the fleet database for as long as
+            // the server runs (an answer never waits on it).
+            if let url = engine.config.postgresURL, let store = engine.store {
+                let replicator = Replicator(store: store, url: try FleetURL(url))
+                shipping.append({ await replicator.run(onRound: { round in
+                    if case .failure(let e) = round { logger.warning("fleet shipping: \(e)") }
+                }) })
+                logger.info("shipping the record", metadata: ["to": "\(replicator.url)", "node": "\(store.node)"])
+            }
             // One forward pass before listening: ready means warmed, not just loaded.
             _ = try engine.classifier.classify("warm up")
             var limits = ServiceLimits()
@@ -97,7 +115,7 @@ struct Serve: AsyncParsableCommand {
         }
         let server = TriageServer(service: service, options: options, logger: logger)
         do {
-            try await server.run()
+            try await server.run(background: shipping)
         } catch {
             StandardError.write("triage: error: \(error)\n")
             throw ExitCode.failure

@@ -3,6 +3,7 @@ import TriageCascade
 import TriageClassifier
 import TriageJSON
 import TriageModel
+import TriageRecord
 import TriageSystem
 
 struct Tune: ParsableCommand {
@@ -19,12 +20,25 @@ struct Tune: ParsableCommand {
             fold judged by the cut fitted on the others), then writes the thresholds into the \
             model's triage.json ("routing"; also its -int8 twin's when there is one), or into \
             --out. `ask` then uses them unless the config's "router" object sets those keys.
+
+            With --from-record instead of --data, the labelled decisions of the record (the \
+            review queue after `triage review import`) re-fit the edge confidence threshold \
+            within ±0.05 of the current one, to the budget error_budget.edge of the config \
+            (or --max-edge-error), and the expected change in edge share and cloud cost over \
+            the window's decisions is printed.
             """)
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var runtimeOptions: RuntimeOptions
-    @Option(help: ArgumentHelp("Labelled queries, one JSON object per line.", valueName: "FILE.jsonl")) var data: String
-    @Option(help: "Largest share of the edge's answers that may be wrong.") var maxEdgeError = 0.02
+    @Option(help: ArgumentHelp("Labelled queries, one JSON object per line.", valueName: "FILE.jsonl")) var data: String?
+    @Flag(help: "Fit the confidence threshold on the record's labelled decisions (the review queue) instead of --data.")
+    var fromRecord = false
+    @Option(help: ArgumentHelp("Decision record for --from-record (default: the config's, else $XDG_STATE_HOME/triage/decisions.sqlite).", valueName: "FILE"))
+    var db: String?
+    @Option(help: ArgumentHelp("With --from-record: only decisions newer than this (24h, 7d, …).", valueName: "DURATION"))
+    var since: String?
+    @Option(help: "Largest share of the edge's answers that may be wrong (default 0.02; with --from-record, error_budget.edge).")
+    var maxEdgeError: Double?
     @Option(help: "Largest share of out-of-scope queries the edge may answer.") var maxUnderRouting = 0.02
     @Option(help: "Cross-validation folds (2 or more).") var folds = 5
     @Option(help: ArgumentHelp("Config file (JSON), for the router's complexity rule.", valueName: "FILE")) var config: String?
@@ -36,12 +50,16 @@ struct Tune: ParsableCommand {
     @Flag(help: "Fit and print, but write no triage.json.") var dryRun = false
 
     func validate() throws {
-        guard (0...1).contains(maxEdgeError) else { throw ValidationError("--max-edge-error must be within 0...1") }
+        if let maxEdgeError, !(0...1).contains(maxEdgeError) { throw ValidationError("--max-edge-error must be within 0...1") }
+        if fromRecord == (data != nil) { throw ValidationError("give either --data FILE or --from-record") }
         guard (0...1).contains(maxUnderRouting) else { throw ValidationError("--max-under-routing must be within 0...1") }
         guard folds >= 2 else { throw ValidationError("--folds must be at least 2") }
     }
 
     func run() throws {
+        if fromRecord { return try runFromRecord() }
+        let data = self.data!
+        let maxEdgeError = self.maxEdgeError ?? 0.02
         try TriageCLI.run {
             let queries = try LabelledQuery.load(path: data)
             let settings = try TriageConfig.load(path: config)
@@ -110,10 +128,73 @@ struct Tune: ParsableCommand {
         }
     }
 
+    func runFromRecord() throws {
+        try TriageCLI.run {
+            var start: Double? = nil
+            if let since {
+                do { start = Clock.unixTime() - (try parseDuration(since)) } catch { throw ValidationError("--since: \(error)") }
+            }
+            let settings = try TriageConfig.load(path: config)
+            let dir = try modelOptions.resolve()
+            let classifier = try Classifier.load(directory: dir, options: runtimeOptions.classifierOptions)
+            let policy = try settings.routerPolicy(tuned: classifier.calibration.routing)
+            let budget = maxEdgeError ?? settings.edgeErrorBudget
+            let store = try DecisionStore(path: db ?? settings.recordPath ?? DecisionStore.defaultPath(), readOnly: true)
+            let version = classifier.modelVersion
+            let labelled = try store.reviewItems(since: start).filter { $0.goldLabel != nil && $0.modelVersion == version }
+            guard !labelled.isEmpty else {
+                throw CLIError("no labelled decisions of \(version) in \(store.path): label the review queue first (`triage review export`, then `import`)")
+            }
+            let isOOS = { (l: String) in classifier.calibration.isOutOfScope(l) || !classifier.labels.contains(l) }
+            let points = labelled.map { RecordTuning.point($0, gold: $0.goldLabel!, maxComplexity: policy.maxComplexity, isOutOfScope: isOOS) }
+            let all = try store.decisions(since: start).filter { $0.modelVersion == version }
+            let t = RecordTuning(points: points, all: all, current: policy.minConfidence, maxComplexity: policy.maxComplexity,
+                                 maxEdgeError: budget)
+            var written: [String] = []
+            if !dryRun && t.proposed != t.current {
+                let routing = TunedRouting(minConfidence: t.proposed, answerBand: max(policy.answerBand, t.proposed),
+                                           maxOutOfScopeScore: policy.maxOutOfScopeScore,
+                                           fit: .object([("from_record", .string(store.path)), ("labelled", .int(t.labelled)),
+                                                         ("max_edge_error", .number(budget)), ("previous_min_confidence", .number(t.current))]))
+                let targets = out.map { [$0] } ?? [FileSystem.join(dir, "triage.json")]
+                    + [FileSystem.join(Classifier.int8Directory(for: dir), "triage.json")].filter { out == nil && FileSystem.exists($0) }
+                for target in targets {
+                    let source = out == nil ? target : FileSystem.join(dir, "triage.json")
+                    var pairs = FileSystem.exists(source) ? (try JSONValue.parse(FileSystem.readText(source)).objectPairs ?? []) : []
+                    pairs.removeAll { $0.0 == "routing" }
+                    pairs.append(("routing", routing.json))
+                    try FileSystem.writeAtomically(target, text: JSONValue.object(pairs).prettyPrinted)
+                    written.append(target)
+                }
+            }
+            func opt(_ x: Double?) -> JSONValue { x.map { .number($0) } ?? .null }
+            if json {
+                StandardOutput.write(JSONValue.object([
+                    ("model_version", .string(version)), ("labelled", .int(t.labelled)), ("decisions", .int(t.decisions)),
+                    ("max_edge_error", .number(budget)), ("current_min_confidence", .number(t.current)),
+                    ("proposed_min_confidence", .number(t.proposed)), ("within_budget", .bool(t.withinBudget)),
+                    ("edge_error_before", opt(t.errorBefore)), ("edge_error_after", opt(t.errorAfter)),
+                    ("edge_share_before", .number(t.edgeShareBefore)), ("edge_share_after", .number(t.edgeShareAfter)),
+                    ("cost_change_usd", .number(t.costChangeUSD)), ("written", .array(written.map { .string($0) })),
+                ]).serialized + "\n")
+            } else {
+                func pct(_ x: Double?) -> String { x.map { fixed($0 * 100, 2) + " %" } ?? "n/a" }
+                var text = "\(t.labelled) labelled decisions of \(version); edge error budget \(pct(budget))\n"
+                text += "min_confidence  \(fixed(t.current, 3)) → \(fixed(t.proposed, 3))"
+                    + (t.withinBudget ? "" : "  (still over budget: the most one run may move it is ±0.05; run again after more labels)") + "\n"
+                text += "edge error on the labels  \(pct(t.errorBefore)) → \(pct(t.errorAfter))\n"
+                text += "edge share of \(t.decisions) decisions  \(pct(t.edgeShareBefore)) → \(pct(t.edgeShareAfter))\n"
+                text += "cloud cost over the window  \(t.costChangeUSD >= 0 ? "+" : "−")$\(fixed(abs(t.costChangeUSD), 4))\n"
+                text += written.isEmpty ? (dryRun || t.proposed == t.current ? "nothing written\n" : "") : "wrote " + written.joined(separator: ", ") + "\n"
+                StandardOutput.write(text)
+            }
+        }
+    }
+
     func render(routing: TunedRouting, fitted: EdgeOutcome, cv: RoutingTuner.CrossValidation,
                 curve: [(minConfidence: Double, outcome: EdgeOutcome)], written: [String]) -> String {
         func pct(_ x: Double) -> String { fixed(x * 100, 2) + " %" }
-        var s = "\(fitted.inScope) in-scope and \(fitted.outOfScope) out-of-scope queries; budgets: edge error ≤ \(pct(maxEdgeError)), "
+        var s = "\(fitted.inScope) in-scope and \(fitted.outOfScope) out-of-scope queries; budgets: edge error ≤ \(pct(maxEdgeError ?? 0.02)), "
             + "out-of-scope answered ≤ \(pct(maxUnderRouting))\n\n"
         s += "min_confidence  \(fixed(routing.minConfidence, 3))\n"
         s += "answer_band     \(fixed(routing.answerBand, 3))  (edge answers below it are flagged for review)\n"

@@ -55,7 +55,10 @@ public final class TriageServer: Sendable {
     /// Serves until SIGTERM/SIGINT (with `handleSignals`) or `shutdown()`: then stops
     /// accepting, finishes what was accepted within `shutdownTimeout`, stops the engine's
     /// threads and returns. `onRunning` receives the bound port.
-    public func run(onRunning: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+    /// `background`: work that lives as long as the server and stops with it (the fleet
+    /// shipper), cancelled when the drain begins.
+    public func run(background: [@Sendable () async -> Void] = [],
+                    onRunning: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
         let app = Application(
             responder: CallbackResponder<BasicRequestContext> { [self] request, _ in await respond(request) },
             configuration: ApplicationConfiguration(address: .hostname(options.host, port: options.port), serverName: "triage"),
@@ -67,7 +70,8 @@ public final class TriageServer: Sendable {
             logger: logger)
         var config = ServiceGroupConfiguration(
             services: [.init(service: app), .init(service: DrainWatcher(server: self)),
-                       .init(service: HangupReloader(server: self, enabled: options.handleSignals))],
+                       .init(service: HangupReloader(server: self, enabled: options.handleSignals))]
+                + background.map { .init(service: BackgroundWork(body: $0)) },
             gracefulShutdownSignals: options.handleSignals ? [.sigterm, .sigint] : [],
             logger: logger)
         config.maximumGracefulShutdownDuration = .milliseconds(Int64(options.shutdownTimeout * 1000))
@@ -320,5 +324,13 @@ struct HangupReloader: Service {
             server.logger.info("SIGHUP: reloading the model and config")
             await server.reload()
         }
+    }
+}
+
+/// A background loop run beside the server, cancelled at graceful shutdown.
+struct BackgroundWork: Service {
+    let body: @Sendable () async -> Void
+    func run() async throws {
+        try await cancelWhenGracefulShutdown { await body() }
     }
 }

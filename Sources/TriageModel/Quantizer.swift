@@ -93,18 +93,20 @@ public enum Quantizer {
         let card = FileSystem.join(input, "README.md")
         if FileSystem.exists(card) {
             try FileSystem.writeAtomically(FileSystem.join(output, "README.md"),
-                                           text: int8Card(try FileSystem.readText(card), source: input, embeddings: embeddings))
+                                           text: int8Card(try FileSystem.readText(card), source: input, embeddings: embeddings,
+                                                         layout: layout))
         }
         try writer.write(to: FileSystem.join(output, "model.safetensors"))
     }
 
     /// The source model card with an INT8 note after its YAML front matter (when it has one).
-    public static func int8Card(_ card: String, source: String, embeddings: Bool) -> String {
+    public static func int8Card(_ card: String, source: String, embeddings: Bool, layout: Layout = .rowMajor) -> String {
         let name = source.split(separator: "/").last.map(String.init) ?? source
         let note = """
             > **INT8 copy.** This directory is `\(name)` quantized by `triage quantize`: every linear \
-            layer's weight int8, symmetric, one scale per output channel (a `<name>_scale` tensor \
-            beside it), word embeddings \(embeddings ? "int8 with one scale per row" : "unchanged"); \
+            layer's weight int8, symmetric, one scale per output channel (\(layout == .packed
+                ? "stored in the INT8 kernels' packed layout as `<name>.weight_packed`, with `<name>.weight_scale` and `<name>.weight_sum`; layout `\(packedLayout)` in `__metadata__`"
+                : "a `<name>_scale` tensor beside it")), word embeddings \(embeddings ? "int8 with one scale per row" : "unchanged"); \
             activations are quantized at run time, uint8 with one scale and zero point per row. \
             The rest of this card is the source model's, unchanged: its figures and file \
             descriptions are those of the FP32 weights (`triage eval --int8` measures this one).

@@ -53,6 +53,8 @@ public struct QueuedDecision: Sendable, Equatable {
     public var route: Route
     public var reason: String
     public var answer: String
+    public var modelVersion: String
+    public var complexity: Double
     /// The reviewer's intent label, or their verdict on a cloud answer.
     public var goldLabel: String?
     public var correct: Bool?
@@ -137,7 +139,7 @@ extension DecisionStore {
             try conn.withRetry { () -> [QueuedDecision] in
                 var sql = """
                     SELECT d.id, d.timestamp, q.reason, coalesce(q.query_text, d.query_text), d.label, d.confidence,
-                           d.out_of_scope, d.route, d.reason, d.answer, l.label, l.correct
+                           d.out_of_scope, d.route, d.reason, d.answer, l.label, l.correct, d.model_version, d.complexity
                     FROM review_queue q JOIN decisions d ON d.id = q.decision_id
                     LEFT JOIN review_labels l ON l.decision_id = q.decision_id
                     WHERE 1 = 1
@@ -153,8 +155,8 @@ extension DecisionStore {
                     out.append(QueuedDecision(
                         id: st.int(0), timestamp: st.double(1), reviewReason: reason, query: st.optionalText(3),
                         label: st.text(4), confidence: st.double(5), outOfScope: st.bool(6), route: route,
-                        reason: st.text(8), answer: st.text(9), goldLabel: st.optionalText(10),
-                        correct: st.isNull(11) ? nil : st.bool(11)))
+                        reason: st.text(8), answer: st.text(9), modelVersion: st.text(12), complexity: st.double(13),
+                        goldLabel: st.optionalText(10), correct: st.isNull(11) ? nil : st.bool(11)))
                 }
                 return out
             }
