@@ -28,12 +28,12 @@ run: build
 	@echo
 	$(TRIAGE) ask --offline --record-off --model $(MODEL) $(SAMPLES)
 
-# Release mode: the instruction-set modules inline the shared kernels only when optimising,
-# so only a release build really compares the AVX-512, AVX2 and portable code paths.
 # The HTTP service on 127.0.0.1:3000 with the shipped INT8 model (SERVE_FLAGS adds options).
 serve: build
 	$(TRIAGE) serve --model $(MODEL) --int8 $(SERVE_FLAGS)
 
+# Release mode: the instruction-set modules inline the shared kernels only when optimising,
+# so only a release build really compares the AVX-512, AVX2 and portable code paths.
 # The fleet tests need a PostgreSQL server: with-postgres.sh starts a throwaway one for the run.
 test:
 	@scripts/install-deps.sh --test

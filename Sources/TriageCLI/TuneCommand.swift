@@ -98,16 +98,7 @@ struct Tune: ParsableCommand {
 
             var written: [String] = []
             if !dryRun {
-                let targets = out.map { [$0] } ?? [FileSystem.join(dir, "triage.json")]
-                    + [FileSystem.join(Classifier.int8Directory(for: dir), "triage.json")].filter { out == nil && FileSystem.exists($0) }
-                for target in targets {
-                    let source = out == nil ? target : FileSystem.join(dir, "triage.json")
-                    var pairs = FileSystem.exists(source) ? (try JSONValue.parse(FileSystem.readText(source)).objectPairs ?? []) : []
-                    pairs.removeAll { $0.0 == "routing" }
-                    pairs.append(("routing", routing.json))
-                    try FileSystem.writeAtomically(target, text: JSONValue.object(pairs).prettyPrinted)
-                    written.append(target)
-                }
+                written = try write(routing, modelDirectory: dir)
             }
             if let svg {
                 try FileSystem.writeAtomically(svg, text: RoutingTuner.svg(curve: curve, chosen: fitted.cut, maxEdgeError: maxEdgeError))
@@ -156,16 +147,7 @@ struct Tune: ParsableCommand {
                                            maxOutOfScopeScore: policy.maxOutOfScopeScore,
                                            fit: .object([("from_record", .string(store.path)), ("labelled", .int(t.labelled)),
                                                          ("max_edge_error", .number(budget)), ("previous_min_confidence", .number(t.current))]))
-                let targets = out.map { [$0] } ?? [FileSystem.join(dir, "triage.json")]
-                    + [FileSystem.join(Classifier.int8Directory(for: dir), "triage.json")].filter { out == nil && FileSystem.exists($0) }
-                for target in targets {
-                    let source = out == nil ? target : FileSystem.join(dir, "triage.json")
-                    var pairs = FileSystem.exists(source) ? (try JSONValue.parse(FileSystem.readText(source)).objectPairs ?? []) : []
-                    pairs.removeAll { $0.0 == "routing" }
-                    pairs.append(("routing", routing.json))
-                    try FileSystem.writeAtomically(target, text: JSONValue.object(pairs).prettyPrinted)
-                    written.append(target)
-                }
+                written = try write(routing, modelDirectory: dir)
             }
             func opt(_ x: Double?) -> JSONValue { x.map { .number($0) } ?? .null }
             if json {
@@ -189,6 +171,21 @@ struct Tune: ParsableCommand {
                 StandardOutput.write(text)
             }
         }
+    }
+
+    /// Puts `routing` into the model's triage.json (and its INT8 twin's), or into --out;
+    /// returns the files written.
+    func write(_ routing: TunedRouting, modelDirectory dir: String) throws -> [String] {
+        let targets = out.map { [$0] } ?? [FileSystem.join(dir, "triage.json")]
+            + [FileSystem.join(Classifier.int8Directory(for: dir), "triage.json")].filter { out == nil && FileSystem.exists($0) }
+        for target in targets {
+            let source = out == nil ? target : FileSystem.join(dir, "triage.json")
+            var pairs = FileSystem.exists(source) ? (try JSONValue.parse(FileSystem.readText(source)).objectPairs ?? []) : []
+            pairs.removeAll { $0.0 == "routing" }
+            pairs.append(("routing", routing.json))
+            try FileSystem.writeAtomically(target, text: JSONValue.object(pairs).prettyPrinted)
+        }
+        return targets
     }
 
     func render(routing: TunedRouting, fitted: EdgeOutcome, cv: RoutingTuner.CrossValidation,

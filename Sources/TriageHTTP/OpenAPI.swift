@@ -88,9 +88,10 @@ public enum OpenAPIDocument {
              "ClassifyRequest": {"type": "object", "required": ["inputs"], "properties": {
                "inputs": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
                "truncate": {"type": "boolean", "default": true}}},
-             "Classification": {"type": "object", "required": ["text", "label", "confidence", "out_of_scope", "probs", "logits", "tokens"], "properties": {
+             "Classification": {"type": "object", "required": ["text", "label", "confidence", "out_of_scope", "fine_label", "oos_score", "probs", "logits", "tokens"], "properties": {
                "text": {"type": "string"}, "label": {"type": "string"}, "confidence": {"type": "number"},
-               "out_of_scope": {"type": "boolean"}, "probs": {"type": "object", "additionalProperties": {"type": "number"}},
+               "out_of_scope": {"type": "boolean"}, "fine_label": {"type": "string"}, "oos_score": {"type": "number"},
+               "probs": {"type": "object", "additionalProperties": {"type": "number"}},
                "logits": {"type": "array", "items": {"type": "number"}}, "tokens": {"type": "integer"}}},
              "ClassifyResponse": {"type": "array", "items": {"$ref": "#/components/schemas/Classification"}},
              "AskRequest": {"type": "object", "required": ["query"], "properties": {
@@ -117,7 +118,7 @@ public enum OpenAPIDocument {
                "latency": {"type": "object", "required": ["tokenize_ms", "edge_ms", "cloud_ms", "total_ms"], "properties": {
                  "tokenize_ms": {"type": "number"}, "edge_ms": {"type": "number"}, "cloud_ms": {"type": "number"}, "total_ms": {"type": "number"}}},
                "cached": {"type": "boolean"}, "review": {"type": "boolean"},
-               "shadow": {"type": "object"}}},
+               "shadow": {"type": "object"}, "candidate": {"type": "object"}}},
              "Info": {"type": "object", "required": ["model_id", "model_dtype", "model_type", "max_concurrent_requests", "max_input_length", "max_batch_tokens", "max_client_batch_size", "version", "labels", "kernels", "threads"], "properties": {
                "model_id": {"type": "string"}, "model_sha": {"type": ["string", "null"]}, "model_version": {"type": "string"},
                "model_dtype": {"type": "string", "enum": ["float32", "int8"]}, "served_model_name": {"type": "string"},

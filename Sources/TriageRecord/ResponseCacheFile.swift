@@ -46,6 +46,11 @@ public final class SQLiteResponseCache: ResponseCacheStorage {
                 throw RecordError(path: path, operation: "create its directory", code: 0, message: "\(error)")
             }
         }
+        // Cloud answers may say what was asked: only the owner reads the file. Created 0600
+        // before SQLite opens it, so its -wal and -shm files (SQLite gives them the main
+        // file's mode) are never readable by others either.
+        let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        if fd >= 0 { close(fd) }
         let conn = try Connection(path: path, readOnly: false, busyTimeoutMs: busyTimeoutMs)
         _ = try conn.withRetry { try conn.scalarText("PRAGMA journal_mode=WAL", for: "switch to write-ahead logging") }
         // A lost cache entry costs one cloud call again, so no fsync per store.
@@ -58,7 +63,6 @@ public final class SQLiteResponseCache: ResponseCacheStorage {
                 """, for: "create the cache table")
             try conn.execute("CREATE INDEX IF NOT EXISTS responses_used ON responses (used_at)", for: "create the cache index")
         }
-        // Cloud answers may say what was asked: only the owner reads the file.
         chmod(path, 0o600)
         connection = Mutex(conn)
     }

@@ -260,7 +260,8 @@ extension HTTPTests {
         defer { cloud.stop() }
         let dir = try temporaryDirectory()
         let config = dir + "/config.json"
-        try FileSystem.writeAtomically(config, text: #"{"cloud": {"base_url": "\#(cloud.baseURL)", "max_attempts": 1, "breaker_failure_threshold": 2, "breaker_cooldown": 600}}"#)
+        // The response cache in this test's own file, not the user's.
+        try FileSystem.writeAtomically(config, text: #"{"cloud": {"base_url": "\#(cloud.baseURL)", "max_attempts": 1, "breaker_failure_threshold": 2, "breaker_cooldown": 600}, "cache": {"path": "\#(dir)/responses.sqlite"}}"#)
         let s = try await RunningServer(config: config)
         defer { Task { try? await s.stop() } }
         let question = "what is the capital of peru"
@@ -273,7 +274,9 @@ extension HTTPTests {
         #expect(second["cached"]?.boolValue == true && second["answer"]?.stringValue == "From the cloud.")
         #expect(cloud.requests.count == sent)
         // History is passed on to the Messages API.
-        let followUp = "and what is the capital of chile?"
+        // The same question after a conversation: another cache key, so it goes to the cloud
+        // (the edge escalated it the first time), with the turns before it.
+        let followUp = question
         let withHistory = try post(s.port, "/v1/ask", #"{"query": \#(jsonString(followUp)), "history": [{"role": "user", "content": \#(jsonString(question))}, {"role": "assistant", "content": "Lima."}]}"#)
         #expect(withHistory.status == 200 && withHistory.json?["route"]?.stringValue != "edge", "\(withHistory.body)")
         let request = cloud.requests.last { (($0.json?["messages"] as? [[String: Any]])?.last?["content"] as? String) == followUp }

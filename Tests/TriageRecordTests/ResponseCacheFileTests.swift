@@ -34,8 +34,10 @@ import TriageCascade
         #expect((try SQLiteResponseCache(path: path)).errors == 0)
 
         // Only the owner may read the file: cloud answers can say what was asked.
-        let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
-        #expect(mode == 0o600)
+        for file in [path, path + "-wal", path + "-shm"] where FileManager.default.fileExists(atPath: file) {
+            let mode = try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int
+            #expect(mode == 0o600, "\(file)")
+        }
     }
 
     @Test func leastRecentlyUsedGoesFirst() throws {
