@@ -348,7 +348,7 @@ func latencyChart(_ series: [(String, [(Int, Double)])], title: String) -> Strin
     let colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
     var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"
     s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-    s += "<text x=\"\(left)\" y=\"24\" font-size=\"14\">triage forward-pass latency (p50, batch 1) — \(xmlEscape(title))</text>\n"
+    s += "<text x=\"\(left)\" y=\"24\" font-size=\"14\">triage forward-pass latency (p50, batch 1) — \(markupEscape(title))</text>\n"
     var decade = yMin
     while decade <= yMax * 1.0001 {
         let y = py(decade)
@@ -367,24 +367,11 @@ func latencyChart(_ series: [(String, [(Int, Double)])], title: String) -> Strin
         s += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\"\(path)\"/>\n"
         for p in points { s += "<circle cx=\"\(px(Double(p.0)))\" cy=\"\(py(p.1))\" r=\"3\" fill=\"\(color)\"/>" }
         s += "\n<rect x=\"\(width - right + 16)\" y=\"\(top + Double(i) * 22)\" width=\"14\" height=\"4\" fill=\"\(color)\"/>"
-        s += "<text x=\"\(width - right + 36)\" y=\"\(top + Double(i) * 22 + 6)\">\(xmlEscape(name))</text>\n"
+        s += "<text x=\"\(width - right + 36)\" y=\"\(top + Double(i) * 22 + 6)\">\(markupEscape(name))</text>\n"
     }
     return s + "</svg>\n"
 }
 
-func xmlEscape(_ s: String) -> String {
-    var o = ""
-    for c in s {
-        switch c {
-        case "<": o += "&lt;"
-        case ">": o += "&gt;"
-        case "&": o += "&amp;"
-        case "\"": o += "&quot;"
-        default: o.append(c)
-        }
-    }
-    return o
-}
 
 func pow10(_ x: Double) -> Double { Glibc.pow(10, x) }
 

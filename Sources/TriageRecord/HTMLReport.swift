@@ -4,6 +4,7 @@
 // check that what is drawn adds up to the report's numbers.
 
 import TriageCascade
+import TriageSystem
 
 public enum HTMLReport {
     static let routeColours: [Route: String] = [.edge: "#2e7d32", .small: "#1565c0", .large: "#6a1b9a", .none: "#c62828"]
@@ -259,17 +260,5 @@ public enum HTMLReport {
         .scroll{overflow-x:auto}.alerts li{color:#b71c1c}.bad{color:#b71c1c}.t-improving b{color:#2e7d32}.t-declining b{color:#c62828}
         """
 
-    static func escape(_ s: String) -> String {
-        var out = ""
-        for c in s {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            default: out.append(c)
-            }
-        }
-        return out
-    }
+    static func escape(_ s: String) -> String { markupEscape(s) }
 }
