@@ -22,6 +22,8 @@ public struct EngineSettings: Sendable {
     public var recordOff = false
     /// The record file (nil: the config's record path, else the default path).
     public var recordPath: String?
+    /// The response cache file, or "memory" (nil: the config's cache.path, else the default file).
+    public var cachePath: String?
     /// A candidate edge model and its share of the answers (nil: the config's candidate.*).
     public var candidateModel: String?
     public var candidateShare: Double?
@@ -92,7 +94,7 @@ public final class Engine: Sendable {
         // processes) unless nothing can reach the cloud anyway.
         let cacheStorage: ResponseCacheStorage
         do {
-            cacheStorage = settings.offline ? InMemoryResponseCache() : try SQLiteResponseCache.storage(configuredPath: config.cachePath)
+            cacheStorage = settings.offline ? InMemoryResponseCache() : try SQLiteResponseCache.storage(configuredPath: settings.cachePath ?? config.cachePath)
         } catch { throw ServiceError(.internal, "response cache: \(error)") }
         return Engine(settings: settings, config: config, classifier: classifier, answers: answers, store: store,
                       cacheStorage: cacheStorage, candidate: candidate, routerPolicy: routerPolicy)

@@ -343,6 +343,8 @@ struct RunningBinary {
         process.executableURL = URL(fileURLWithPath: Paths.triage)
         process.arguments = ["serve", "--port", "0", "--json-logs"] + arguments
         var env = ProcessInfo.processInfo.environment
+        // The response cache in the test's directory, not the user's.
+        env["XDG_CACHE_HOME"] = dir
         for (k, v) in environment { env[k] = v }
         process.environment = env
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))

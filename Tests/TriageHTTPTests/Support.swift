@@ -82,6 +82,9 @@ final class RunningServer: @unchecked Sendable {
                                       configPath: config)
         settings.recordOff = recordPath == nil
         settings.recordPath = recordPath
+        // The response cache in this process only, never the user's file (a test that
+        // checks the cache across requests sets its own file in its config).
+        if config == nil { settings.cachePath = "memory" }
         let engine = try Engine.load(settings, warn: { _ in })
         let service = EdgeService(engine: engine, limits: limits)
         var options = ServerOptions()
