@@ -102,7 +102,7 @@ let package = Package(
         .testTarget(name: "TriageAnswersTests", dependencies: ["TriageAnswers", "TriageJSON", "TriageSystem"]),
         .testTarget(name: "TriageRecordTests", dependencies: ["TriageRecord", "TriageCascade", "TriageJSON", "TriageSystem"]),
         .testTarget(name: "TriageFleetTests", dependencies: [
-            "TriageFleet", "TriageRecord", "TriageCascade", "TriageJSON", "TriageSystem",
+            "TriageFleet", "TriageRecord", "TriageCascade", "TriageJSON", "TriageSystem", "TriageTestSupport",
             .product(name: "PostgresNIO", package: "postgres-nio"),
         ]),
     ] + (cliOnly ? [] : [

@@ -1,4 +1,5 @@
 import Foundation
+import TriageTestSupport
 import Glibc
 import PostgresNIO
 import Testing
@@ -72,23 +73,9 @@ enum TestPostgres {
 
 /// The `triage` executable built alongside the test bundle.
 enum Binary {
-    static let triage: String = {
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("triage").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir.deleteLastPathComponent()
-        }
-        var repo = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { repo.deleteLastPathComponent() }
-        return repo.path + "/.build/debug/triage"
-    }()
-    static let repository: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
-    static let model = repository + "/weights/banking77"
+    static let triage = TestPaths.triage
+    static let repository = TestPaths.repository
+    static let model = TestPaths.shippedModel
 }
 
 /// A child process started with posix_spawn and reaped with waitpid. (Foundation's

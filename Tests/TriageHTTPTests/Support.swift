@@ -1,4 +1,5 @@
 import Foundation
+import TriageTestSupport
 import Synchronization
 import Testing
 import TriageClassifier
@@ -9,23 +10,10 @@ import TriageService
 import TriageSystem
 
 enum Paths {
-    static let repository: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
-    static let shippedModel = repository + "/weights/banking77"
-
+    static let repository = TestPaths.repository
+    static let shippedModel = TestPaths.shippedModel
     /// The `triage` executable built alongside the test bundle.
-    static let triage: String = {
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("triage").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir.deleteLastPathComponent()
-        }
-        return repository + "/.build/debug/triage"
-    }()
+    static let triage = TestPaths.triage
 }
 
 func temporaryDirectory() throws -> String {

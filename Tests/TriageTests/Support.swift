@@ -1,28 +1,16 @@
 import Foundation
+import TriageTestSupport
 import Testing
 import TriageJSON
 import TriageSystem
 
 /// Paths to the committed fixtures and to the built `triage` binary.
 enum Paths {
-    static let repository: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
-    static let fixtures = repository + "/Tests/Fixtures"
-    static let shippedModel = repository + "/weights/banking77"
-
+    static let repository = TestPaths.repository
+    static let fixtures = TestPaths.fixtures
+    static let shippedModel = TestPaths.shippedModel
     /// The `triage` executable built alongside the test bundle.
-    static let triage: String = {
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("triage").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir.deleteLastPathComponent()
-        }
-        return repository + "/.build/debug/triage"
-    }()
+    static let triage = TestPaths.triage
 
     /// QEMU's x86-64 user-mode emulator, from the PATH.
     static let qemu: String? = {
