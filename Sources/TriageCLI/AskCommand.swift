@@ -11,6 +11,7 @@ import TriageSystem
 
 struct Ask: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "ask",
         abstract: "Answer queries: at the edge when it is confident, else through the cloud tiers.",
         discussion: """
             Each query is classified at the edge. A confident, in-scope, not-too-complex query is \

@@ -13,6 +13,7 @@ import Glibc
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "bench",
         abstract: "Benchmark FP32 and INT8: kernels, latency per sequence length, throughput, size, memory, agreement.",
         discussion: """
             Kernels: GOP/s (2 operations per multiply-add) of OpenBLAS FP32 and of each INT8 kernel \

@@ -7,6 +7,7 @@ import TriageSystem
 
 struct Classify: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "classify",
         abstract: "Classify texts with the edge model.",
         discussion: """
             With --json, prints one JSON object per input, in input order: text, label, confidence \

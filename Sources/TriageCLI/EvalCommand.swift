@@ -6,6 +6,7 @@ import TriageSystem
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "eval",
         abstract: "Measure the classifier on a labelled JSONL file ({\"text\", \"label\"} per line).",
         discussion: """
             Reports accuracy, in-scope accuracy, per-class precision/recall/F1, the most frequent \

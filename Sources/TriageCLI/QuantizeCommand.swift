@@ -5,6 +5,7 @@ import TriageSystem
 
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "quantize",
         abstract: "Write an INT8 copy of a model.",
         discussion: """
             Linear weights become int8, symmetric, with one scale per output channel; with \

@@ -31,7 +31,7 @@ struct ReviewCommand: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show the queue as a table (unlabelled decisions unless --all).")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "Show the queue as a table (unlabelled decisions unless --all).")
         @OptionGroup var selection: Selection
         func run() throws {
             try TriageCLI.run {
@@ -50,6 +50,7 @@ struct ReviewCommand: ParsableCommand {
 
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "export",
             abstract: "Write the queue as JSON lines for labelling.",
             discussion: """
                 One object per decision: id, time, review_reason, query (null when its text was not \
@@ -69,6 +70,7 @@ struct ReviewCommand: ParsableCommand {
 
     struct Import: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "import",
             abstract: "Store labels from JSON lines of {\"id\", \"label\"} or {\"id\", \"correct\"}.",
             discussion: "All or nothing: a malformed line or an id that is not in the queue stops the import with nothing stored.")
         @Option(help: ArgumentHelp("Decision record (default: $XDG_STATE_HOME/triage/decisions.sqlite).", valueName: "FILE"))

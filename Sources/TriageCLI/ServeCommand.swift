@@ -9,6 +9,7 @@ import TriageSystem
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "serve",
         abstract: "Serve classify and ask over HTTP: TEI's /predict and triage's /v1/classify and /v1/ask.",
         discussion: """
             Loads the model (and its INT8 twin with --int8), the answer book, the config, the \

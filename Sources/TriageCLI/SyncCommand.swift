@@ -7,6 +7,7 @@ import TriageSystem
 
 struct Sync: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "sync",
         abstract: "Ship the decisions recorded here to the fleet's PostgreSQL database.",
         discussion: """
             Sends every decision (and backlog gap) not yet confirmed by the database named by \

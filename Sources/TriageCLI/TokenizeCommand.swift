@@ -5,6 +5,7 @@ import TriageTokenizer
 
 struct Tokenize: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "tokenize",
         abstract: "Tokenize lines of standard input with the model's WordPiece vocabulary.",
         discussion: "Prints the ids of each line (with [CLS] and [SEP]); --json prints {\"ids\", \"tokens\"} per line.")
 

@@ -8,6 +8,7 @@ import TriageSystem
 
 struct Tune: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "tune",
         abstract: "Fit the edge's routing thresholds to an error budget on labelled queries.",
         discussion: """
             Runs the edge on every query of --data ({"text", "label"} per line) and, on a grid, \

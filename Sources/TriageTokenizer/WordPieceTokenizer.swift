@@ -53,21 +53,25 @@ public struct TokenizerOptions: Sendable, Equatable {
 public final class WordPieceTokenizer: Sendable {
     public let options: TokenizerOptions
     /// Token strings in id order.
-    public let vocabulary: [String]
-    private let ids: [String: Int32]
+    public let vocabulary: Vocabulary
+    private let index: VocabularyIndex
+    /// `continuingSubwordPrefix` as UTF-8.
+    private let continuingPrefixUTF8: [UInt8]
     /// Special tokens matched verbatim in the raw text before normalization (longest first).
     private let specialTokens: [(scalars: [Unicode.Scalar], id: Int32)]
     public let unkId: Int32, clsId: Int32, sepId: Int32, padId: Int32
 
-    public init(vocabulary: [String], options: TokenizerOptions = TokenizerOptions()) throws {
+    public convenience init(vocabulary: [String], options: TokenizerOptions = TokenizerOptions()) throws {
+        try self.init(index: VocabularyIndex(vocabulary), options: options)
+    }
+
+    init(index: VocabularyIndex, options: TokenizerOptions) throws {
         self.options = options
-        self.vocabulary = vocabulary
-        var ids: [String: Int32] = [:]
-        ids.reserveCapacity(vocabulary.count)
-        for (i, t) in vocabulary.enumerated() where ids[t] == nil { ids[t] = Int32(i) }
-        self.ids = ids
+        self.vocabulary = Vocabulary(index: index)
+        self.index = index
+        continuingPrefixUTF8 = Array(options.continuingSubwordPrefix.utf8)
         func need(_ t: String) throws -> Int32 {
-            guard let id = ids[t] else { throw TokenizerError("the vocabulary has no \(t) token") }
+            guard let id = index.id(of: t) else { throw TokenizerError("the vocabulary has no \(t) token") }
             return id
         }
         unkId = try need(options.unkToken)
@@ -76,7 +80,7 @@ public final class WordPieceTokenizer: Sendable {
         padId = try need(options.padToken)
         var specials: [(scalars: [Unicode.Scalar], id: Int32)] = []
         for t in [options.unkToken, options.clsToken, options.sepToken, options.padToken, options.maskToken] {
-            if let id = ids[t] { specials.append((Array(t.unicodeScalars), id)) }
+            if let id = index.id(of: t) { specials.append((Array(t.unicodeScalars), id)) }
         }
         specials.sort { $0.scalars.count > $1.scalars.count }
         specialTokens = specials
@@ -85,11 +89,11 @@ public final class WordPieceTokenizer: Sendable {
     /// Loads `vocab.txt` and, if present, `tokenizer_config.json` from a model directory.
     public static func load(directory: String) throws -> WordPieceTokenizer {
         let vocabPath = FileSystem.join(directory, "vocab.txt")
-        let text: String
-        do { text = try FileSystem.readText(vocabPath) } catch { throw TokenizerError("\(error)") }
-        var vocab = vocabularyLines(text)
-        if vocab.last == "" { vocab.removeLast() }
-        guard !vocab.isEmpty else { throw TokenizerError("\(vocabPath) is empty") }
+        let text: [UInt8]
+        do { text = try FileSystem.readBytes(vocabPath) } catch { throw TokenizerError("\(error)") }
+        guard String(validating: text, as: UTF8.self) != nil else { throw TokenizerError("\(vocabPath) is not UTF-8") }
+        let index = VocabularyIndex(lines: text)
+        guard index.count > 0 else { throw TokenizerError("\(vocabPath) is empty") }
 
         var options = TokenizerOptions()
         let configPath = FileSystem.join(directory, "tokenizer_config.json")
@@ -108,29 +112,10 @@ public final class WordPieceTokenizer: Sendable {
                 if let s = config[key]?.stringValue ?? config[key]?["content"]?.stringValue { options[keyPath: path] = s }
             }
         }
-        return try WordPieceTokenizer(vocabulary: vocab, options: options)
+        return try WordPieceTokenizer(index: index, options: options)
     }
 
-    /// The lines of vocab.txt (a trailing CR dropped), split over the UTF-8 bytes: splitting
-    /// the String by Characters cost ~130 M instructions for a 30,522-token vocabulary, a
-    /// third of a one-query process.
-    static func vocabularyLines(_ text: String) -> [String] {
-        var text = text
-        return text.withUTF8 { bytes in
-            var lines: [String] = []
-            lines.reserveCapacity(32_768)
-            var start = 0
-            for i in 0...bytes.count where i == bytes.count || bytes[i] == UInt8(ascii: "\n") {
-                var end = i
-                if end > start && bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
-                lines.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self))
-                start = i + 1
-            }
-            return lines
-        }
-    }
-
-    public func id(of token: String) -> Int32? { ids[token] }
+    public func id(of token: String) -> Int32? { index.id(of: token) }
 
     // MARK: Encoding
 
@@ -340,26 +325,39 @@ public final class WordPieceTokenizer: Sendable {
     /// limit, becomes a single `[UNK]`.
     func wordPiece(_ word: [Unicode.Scalar], into out: inout [Int32]) {
         if word.count > options.maxInputCharsPerWord { out.append(unkId); return }
+        // The word's UTF-8 and where each scalar starts in it: a candidate piece is a byte
+        // range, looked up with or without the `##` prefix and never built as a String.
+        var utf8: [UInt8] = []
+        utf8.reserveCapacity(word.count * 2)
+        var offsets: [Int] = []
+        offsets.reserveCapacity(word.count + 1)
+        for s in word {
+            offsets.append(utf8.count)
+            UTF8.encode(s) { utf8.append($0) }
+        }
+        offsets.append(utf8.count)
         let mark = out.count
-        var start = 0
-        var candidate = ""
-        while start < word.count {
-            var end = word.count
-            var found: Int32? = nil
-            while start < end {
-                candidate.removeAll(keepingCapacity: true)
-                if start > 0 { candidate += options.continuingSubwordPrefix }
-                candidate.unicodeScalars.append(contentsOf: word[start..<end])
-                if let id = ids[candidate] { found = id; break }
-                end -= 1
+        utf8.withUnsafeBufferPointer { bytes in
+            continuingPrefixUTF8.withUnsafeBufferPointer { continuing in
+                let none = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
+                var start = 0
+                while start < word.count {
+                    var end = word.count
+                    var found: Int32? = nil
+                    while start < end {
+                        let piece = UnsafeBufferPointer(rebasing: bytes[offsets[start]..<offsets[end]])
+                        if let id = index.id(prefix: start > 0 ? continuing : none, piece: piece) { found = id; break }
+                        end -= 1
+                    }
+                    guard let id = found else {
+                        out.removeLast(out.count - mark)
+                        out.append(unkId)
+                        return
+                    }
+                    out.append(id)
+                    start = end
+                }
             }
-            guard let id = found else {
-                out.removeLast(out.count - mark)
-                out.append(unkId)
-                return
-            }
-            out.append(id)
-            start = end
         }
     }
 }

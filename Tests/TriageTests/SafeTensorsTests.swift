@@ -138,6 +138,32 @@ func safetensorsBytes(header: String, data: [UInt8], declaredLength: UInt64? = n
         }
     }
 
+    /// The widening loop (what a model load runs) gives every half bit pattern exactly as the
+    /// standard library's Float16 conversion does, NaN payloads and signed zeros included.
+    @Test func widenIsExactForAllBitPatterns() {
+        let halves = (0...UInt16.max).map { $0 }
+        var out = [Float](repeating: 0, count: halves.count)
+        halves.withUnsafeBytes { src in
+            out.withUnsafeMutableBufferPointer { FloatConversion.widen(src, dtype: .F16, into: $0) }
+        }
+        var wrong = 0
+        for (bits, got) in zip(halves, out) {
+            let expected = Float(Float16(bitPattern: bits))
+            if expected.isNaN ? !got.isNaN : got.bitPattern != expected.bitPattern { wrong += 1 }
+        }
+        #expect(wrong == 0, "\(wrong) half bit patterns widen wrongly")
+        // The same bytes one byte off alignment take the unaligned loop, with the same result.
+        var shifted = [UInt8](repeating: 0, count: 2 * halves.count + 1)
+        halves.withUnsafeBytes { shifted.replaceSubrange(1..., with: $0) }
+        var outShifted = [Float](repeating: 0, count: halves.count)
+        shifted.withUnsafeBytes { raw in
+            outShifted.withUnsafeMutableBufferPointer {
+                FloatConversion.widen(UnsafeRawBufferPointer(rebasing: raw[1...]), dtype: .F16, into: $0)
+            }
+        }
+        #expect(zip(out, outShifted).allSatisfy { $0.bitPattern == $1.bitPattern })
+    }
+
     @Test func realHuggingFaceFileAndItsTruncations() throws {
         let path = Paths.fixtures + "/parity/tiny72/model.safetensors"
         let f = try SafeTensorsFile(path: path)

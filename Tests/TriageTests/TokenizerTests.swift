@@ -1,4 +1,6 @@
+import Foundation
 import Testing
+import TriageSystem
 import TriageJSON
 import TriageTokenizer
 
@@ -30,6 +32,56 @@ import TriageTokenizer
         #expect(failures.isEmpty, Comment(rawValue: "\(failures.count) of \(cases.count) cases differ:\n" + failures.prefix(20).joined(separator: "\n")))
         for kind in ["fuzz", "accents", "cjk", "emoji", "control_format"] {
             #expect(kinds.keys.contains { $0.hasPrefix(kind) }, "fixture has no \(kind) cases")
+        }
+    }
+
+    /// The byte-level vocabulary index against a plain linear scan: every real token maps to
+    /// the id of its first occurrence, a duplicate keeps the first id, and strings that are
+    /// not tokens (including ones that share a hash prefix or differ only by `##`) are absent.
+    @Test func vocabularyIndexAgreesWithALinearScan() throws {
+        let tokenizer = try WordPieceTokenizer.load(directory: Self.directory)
+        let vocabulary = tokenizer.vocabulary
+        var firstId: [String: Int32] = [:]
+        for (i, t) in vocabulary.enumerated() where firstId[t] == nil { firstId[t] = Int32(i) }
+        var wrong: [String] = []
+        for t in vocabulary where tokenizer.id(of: t) != firstId[t] { wrong.append(t) }
+        #expect(wrong.isEmpty, "\(wrong.count) tokens map to the wrong id: \(wrong.prefix(10))")
+        for missing in ["", "##", "qwertyuiopasdf", "hello world", "##the##", "[cls]", "unaffable"] {
+            #expect(tokenizer.id(of: missing) == nil, "\(missing) is not a token")
+        }
+        let small = try WordPieceTokenizer(vocabulary: ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "ab", "##ab", "ab", "é"])
+        #expect(small.id(of: "ab") == 4)
+        #expect(small.id(of: "##ab") == 5)
+        #expect(small.id(of: "é") == 7)
+        #expect(small.id(of: "e") == nil)
+        #expect(small.encode("abab ab").ids == [2, 4, 5, 4, 3])
+        #expect(small.encode("aba").ids == [2, 1, 3])
+    }
+
+    /// vocab.txt read over its bytes: CRLF lines, a missing final newline and empty lines
+    /// as tokens behave as the line splitting before them did; an empty or non-UTF-8 file
+    /// is refused with its path in the message.
+    @Test func vocabularyFileEdgeCases() throws {
+        let dir = NSTemporaryDirectory() + "triage-vocab-\(UUID().uuidString)"
+        try FileSystem.createDirectory(dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func load(_ bytes: [UInt8]) throws -> WordPieceTokenizer {
+            try FileSystem.writeAtomically(dir + "/vocab.txt", bytes: bytes)
+            return try WordPieceTokenizer.load(directory: dir)
+        }
+        let crlf = try load(Array("[PAD]\r\n[UNK]\r\n[CLS]\r\n[SEP]\r\nab\r\n##ab".utf8))
+        #expect(Array(crlf.vocabulary) == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "ab", "##ab"])
+        #expect(crlf.encode("abab").ids == [2, 4, 5, 3])
+        let blank = try load(Array("[PAD]\n\n[UNK]\n[CLS]\n[SEP]\n".utf8))
+        #expect(Array(blank.vocabulary) == ["[PAD]", "", "[UNK]", "[CLS]", "[SEP]"])
+        #expect(blank.unkId == 2)
+        for bad in [[], [0x5B, 0xFF, 0x5D, 0x0A]] as [[UInt8]] {
+            #expect {
+                _ = try load(bad)
+            } throws: { error in
+                let message = "\(error)"
+                return message.contains(dir + "/vocab.txt") && (message.contains("empty") || message.contains("UTF-8"))
+            }
         }
     }
 
