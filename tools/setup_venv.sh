@@ -73,4 +73,13 @@ print(f"setup_venv.sh: ok: torch {torch.__version__}, transformers {transformers
       f"tokenizers {tokenizers.__version__}, safetensors {safetensors.__version__}, MiniLM vocab {n}")
 PYEOF
 
+if [ -n "$EXTRA_REQ" ]; then
+    "$VENV/bin/python" - <<'PYEOF'
+import openvino, nncf, ctranslate2
+from onnxruntime.transformers.optimizer import optimize_model  # noqa: F401
+print(f"setup_venv.sh: ok: openvino {openvino.__version__}, nncf {nncf.__version__}, "
+      f"ctranslate2 {ctranslate2.__version__}")
+PYEOF
+fi
+
 echo "$WANT" > "$STAMP"
