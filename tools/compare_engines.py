@@ -88,8 +88,9 @@ Run:
     tools/.venv-compare/bin/python tools/compare_engines.py --with-base --json /tmp/compare.json
 
 A default run (shipped model, 1 and 2 threads, six lengths, 2 rounds, throughput, valid-set
-parity) takes about 20-25 minutes on a 2-core machine, most of it in the interleaved latency
-blocks (eleven engines); --with-base roughly triples that. Progress goes to stderr, the
+parity) took 25.7 minutes on this 2-core machine with the load average at 8-10 from other
+work (less on an idle one), most of it in the interleaved latency blocks (twelve engines) and
+the valid-set parity; --with-base roughly triples that. Progress goes to stderr, the
 tables to stdout.
 """
 import argparse
