@@ -3,10 +3,20 @@
 # Idempotent: re-running with unchanged requirements does nothing.
 #   PYTHON=python3.11 tools/setup_venv.sh     # choose the interpreter (3.10+)
 #   TRIAGE_VENV=/some/dir tools/setup_venv.sh # put the venv elsewhere
+#   tools/setup_venv.sh --compare             # tools/.venv-compare: requirements.txt plus
+#                                             # requirements-compare.txt (OpenVINO, NNCF,
+#                                             # CTranslate2) for compare_engines.py
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-VENV="${TRIAGE_VENV:-$HERE/.venv}"
+EXTRA_REQ=""
+DEFAULT_VENV="$HERE/.venv"
+case "${1:-}" in
+    "") ;;
+    --compare) EXTRA_REQ="$HERE/requirements-compare.txt"; DEFAULT_VENV="$HERE/.venv-compare" ;;
+    *) echo "usage: tools/setup_venv.sh [--compare]" >&2; exit 2 ;;
+esac
+VENV="${TRIAGE_VENV:-$DEFAULT_VENV}"
 PY="${PYTHON:-python3}"
 REQ="$HERE/requirements.txt"
 WHEELS=/opt/wheels
@@ -30,6 +40,10 @@ if [ -d "$WHEELS" ] && compgen -G "$WHEELS/torch-2.13.0+cpu-*.whl" > /dev/null; 
 else
     sed -E 's/^(torch==[0-9][0-9.]*)\+cpu[[:space:]]*$/\1/' "$REQ" > "$REQ_USED"
     SOURCE="torch from PyPI"
+fi
+# One pip call for both files, so that pip resolves them together.
+if [ -n "$EXTRA_REQ" ]; then
+    cat "$EXTRA_REQ" >> "$REQ_USED"
 fi
 WANT="$( (cat "$REQ_USED"; echo "$SOURCE") | sha256sum | cut -d' ' -f1)"
 
@@ -58,5 +72,14 @@ assert n == 30522, n
 print(f"setup_venv.sh: ok: torch {torch.__version__}, transformers {transformers.__version__}, "
       f"tokenizers {tokenizers.__version__}, safetensors {safetensors.__version__}, MiniLM vocab {n}")
 PYEOF
+
+if [ -n "$EXTRA_REQ" ]; then
+    "$VENV/bin/python" - <<'PYEOF'
+import openvino, nncf, ctranslate2
+from onnxruntime.transformers.optimizer import optimize_model  # noqa: F401
+print(f"setup_venv.sh: ok: openvino {openvino.__version__}, nncf {nncf.__version__}, "
+      f"ctranslate2 {ctranslate2.__version__}")
+PYEOF
+fi
 
 echo "$WANT" > "$STAMP"
