@@ -80,7 +80,7 @@ let package = Package(
         // The assembled engine shared by the CLI and the server: configuration, model, answer
         // book, tiers, cache, record; the wire JSON; error kinds; the batching queue.
         .target(name: "TriageService", dependencies: [
-            "TriageJSON", "TriageSystem", "TriageKernels", "TriageModel", "TriageClassifier", "TriageCloud",
+            "TriageJSON", "TriageSystem", "TriageTokenizer", "TriageKernels", "TriageModel", "TriageClassifier", "TriageCloud",
             "TriageAnswers", "TriageCascade", "TriageRecord",
         ]),
         .executableTarget(name: "TriageCLI", dependencies: [

@@ -5,6 +5,10 @@ import TriageCloud
 import TriageModel
 import TriageRecord
 import TriageSystem
+// The tokenizer is reached through the classifier; imported by name so that an incremental
+// build recompiles this module when the tokenizer's layout changes (it did not, and a stale
+// inlined field offset crashed /tokenize).
+import TriageTokenizer
 
 /// The limits of a long-running service.
 public struct ServiceLimits: Sendable {
