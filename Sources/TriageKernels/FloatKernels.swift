@@ -456,6 +456,26 @@ public enum Reference {
         }
     }
 
+    /// One attention head in the order the FMA kernels compute it, one scalar at a time:
+    /// each score fma(q[d], k[d], ·) over d = 0, 1, … from zero, then × scale; softmax by the
+    /// shared row kernel; each context value fma(p[j], v[j][d], ·) over j = 0, 1, … from zero.
+    /// Every fused attention kernel (shared, AVX2) must give these bits exactly.
+    public static func attentionHeadFusedOrder(q: [[Float]], k: [[Float]], v: [[Float]], scale: Float) -> [[Float]] {
+        q.map { qi in
+            var p = k.map { kj in
+                var acc: Float = 0
+                for d in 0..<qi.count { acc = acc.addingProduct(qi[d], kj[d]) }
+                return acc * scale
+            }
+            p.withUnsafeMutableBufferPointer { FloatKernels.softmaxRow($0.baseAddress!, count: $0.count) }
+            return (0..<v[0].count).map { d in
+                var acc: Float = 0
+                for j in 0..<p.count { acc = acc.addingProduct(p[j], v[j][d]) }
+                return acc
+            }
+        }
+    }
+
     public static func softmax(_ x: [Float]) -> [Float] {
         let m = x.max() ?? 0
         let e = x.map { Glibc.exp(Double($0 - m)) }

@@ -294,10 +294,11 @@ public struct AttentionHeadArguments {
         self.q = q; self.k = k; self.v = v; self.ld = ld; self.queries = queries; self.keys = keys; self.headDim = headDim
         self.scale = scale; self.out = out; self.ldo = ldo; self.scratch = scratch
     }
-    /// Scratch floats a head of `keys` keys needs.
+    /// Scratch floats a head of `keys` keys needs: Kᵀ, V and up to 8 rows of probabilities
+    /// (the shared kernel uses 4, the AVX2 one 6).
     public static func scratchCount(keys: Int, headDim: Int) -> Int {
         let nP = (keys + 63) / 64 * 64, dhP = (headDim + 15) / 16 * 16
-        return headDim * nP + keys * dhP + 4 * nP + 16
+        return headDim * nP + keys * dhP + 8 * nP + 16
     }
 
     /// Runs the head with the given softmax (each instruction-set module passes its own) and

@@ -19,7 +19,7 @@ public enum AVX2Kernels {
         softmaxRow: softmax,
         addLayerNorm: { FloatKernels.addLayerNorm($0, residual: $1, rows: $2, features: $3, gamma: $4, beta: $5, eps: $6) },
         quantizeRows: { Int8Quantization.quantizeRows($0, rows: $1, columns: $2, into: $3, rowRange: $4) },
-        attentionHead: { $0.run(fused: true, softmax: softmax) }, fusedMultiplyAdd: true)
+        attentionHead: { attentionHead($0, softmax: { FloatKernels.softmaxRow($0, count: $1) }) }, fusedMultiplyAdd: true)
 
     static let softmax: @Sendable (UnsafeMutablePointer<Float>, Int) -> Void = { FloatKernels.softmaxRow($0, count: $1) }
 
