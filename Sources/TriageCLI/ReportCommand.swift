@@ -51,14 +51,12 @@ struct ReportCommand: ParsableCommand {
             policy.boxCostPerMonthUSD = boxCost
             let now = Clock.unixTime()
             let source = db ?? settings.recordPath ?? DecisionStore.defaultPath()
-            let decisions: [Decision], gaps: [RecordGap]
-            // Review labels and candidate results stay on the box (not shipped to PostgreSQL).
-            var measured: MeasuredAccuracy? = nil, candidate: CandidateComparison? = nil
+            let decisions: [Decision], gaps: [RecordGap], labels: [DecisionKey: LabelVerdict]
             let fleet = FleetURL.isPostgresURL(source)
             if fleet {
                 let url = try FleetURL(source)
                 let from = start
-                (decisions, gaps) = try runBlocking {
+                (decisions, gaps, labels) = try runBlocking {
                     let database = try await FleetDatabase.connect(url, migrate: false)
                     do {
                         let rows = try await database.load(since: from)
@@ -73,8 +71,10 @@ struct ReportCommand: ParsableCommand {
                 let store = try DecisionStore(path: source, readOnly: true)
                 decisions = try store.decisions(since: start)
                 gaps = try store.gaps(since: start)
-                (measured, candidate) = try store.reviewFigures(since: start)
+                labels = try store.labels(since: start)
             }
+            // One computation whichever database the rows came from.
+            let (measured, candidate) = ReviewFigures.compute(decisions: decisions, labels: labels)
             let report = Report(decisions: decisions, gaps: gaps, since: start, now: now, policy: policy,
                                 measured: measured, candidate: candidate)
             let nodes = NodeReport.perNode(decisions: decisions, gaps: gaps, since: start, now: now, policy: policy)

@@ -53,7 +53,7 @@ struct Sync: ParsableCommand {
                 try runBlocking {
                     await replicator.run { outcome in
                         switch outcome {
-                        case .success(let s) where s.newDecisions + s.alreadyThere + s.gaps > 0:
+                        case .success(let s) where s.newDecisions + s.alreadyThere + s.gaps + s.labels + s.reviewEntries > 0:
                             StandardOutput.write(Sync.render(s, status: replicator.status, json: asJSON))
                         case .failure(let e):
                             StandardError.write("triage: sync: \(e.description) (retrying)\n")
@@ -85,10 +85,14 @@ struct Sync: ParsableCommand {
             return JSONValue.object([
                 ("ok", .bool(true)), ("node", .string(status.node)), ("batches", .int(s.batches)),
                 ("new", .int(s.newDecisions)), ("already_there", .int(s.alreadyThere)), ("gaps", .int(s.gaps)),
+                ("review_entries", .int(s.reviewEntries)), ("candidate_results", .int(s.candidateResults)),
+                ("labels", .int(s.labels)),
                 ("pending", .int(status.pendingDecisions)), ("pending_gaps", .int(status.pendingGaps)),
+                ("pending_labels", .int(status.pendingLabels)),
             ]).serialized + "\n"
         }
-        return "shipped \(s.newDecisions) new, \(s.alreadyThere) already there, \(s.gaps) gaps in \(s.batches) batches from \(status.node); "
+        return "shipped \(s.newDecisions) new, \(s.alreadyThere) already there, \(s.gaps) gaps in \(s.batches) batches from \(status.node)"
+            + " (\(s.reviewEntries) review entries, \(s.candidateResults) candidate results, \(s.labels) labels); "
             + "\(status.pendingDecisions) pending\n"
     }
 }

@@ -159,7 +159,8 @@ public final class Classifier: Sendable {
         material += f.tensors.map { "\($0.name):\($0.dtype.rawValue):\($0.shape)" }.joined(separator: ";")
         // The weights' bytes themselves: a retrained model of the same shape is a new version.
         material += String(Fingerprint.of(f.dataSection), radix: 16)
-        return name + (model.weights.isInt8 ? "-int8" : "") + "@" + String(SHA256.hex(material).prefix(12))
+        // "-int8" once: a directory of INT8 weights is usually named that way already.
+        return name + (model.weights.isInt8 && !name.hasSuffix("-int8") ? "-int8" : "") + "@" + String(SHA256.hex(material).prefix(12))
     }
 
     public init(directory: String, tokenizer: WordPieceTokenizer, model: DistilBertModel, calibration: Calibration) {

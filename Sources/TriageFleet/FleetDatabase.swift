@@ -81,6 +81,50 @@ public final class FleetDatabase: @unchecked Sendable {
             )
             """,
         ],
+        // Version 2: the review queue, its labels and the candidate model's results, keyed
+        // like decisions by the (node, uid) of the decision they belong to. No foreign keys:
+        // a label may arrive before its decision (two shippers on one record), and the
+        // report joins them.
+        [
+            """
+            CREATE TABLE review_queue (
+                node        text NOT NULL,
+                uid         text NOT NULL,
+                reason      text NOT NULL,
+                query_text  text,
+                shipped_at  timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (node, uid)
+            )
+            """,
+            """
+            CREATE TABLE candidate_results (
+                node             text             NOT NULL,
+                uid              text             NOT NULL,
+                model_version    text             NOT NULL,
+                label            text             NOT NULL,
+                confidence       double precision NOT NULL,
+                out_of_scope     boolean          NOT NULL,
+                route            text             NOT NULL,
+                reason           text             NOT NULL,
+                candidate_served boolean          NOT NULL,
+                edge_ms          double precision NOT NULL,
+                shipped_at       timestamptz      NOT NULL DEFAULT now(),
+                PRIMARY KEY (node, uid)
+            )
+            """,
+            """
+            CREATE TABLE review_labels (
+                node        text             NOT NULL,
+                uid         text             NOT NULL,
+                label       text,
+                correct     boolean,
+                labelled_at double precision NOT NULL,
+                revision    bigint           NOT NULL,
+                shipped_at  timestamptz      NOT NULL DEFAULT now(),
+                PRIMARY KEY (node, uid)
+            )
+            """,
+        ],
     ]
 
     static let quietLogger = Logger(label: "triage.fleet", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -198,10 +242,36 @@ public final class FleetDatabase: @unchecked Sendable {
     static let decisionColumnCount = 29
     static let gapColumns = "node, uid, recorded_at, first_timestamp, last_timestamp, dropped, cost_usd, reason"
 
+    /// What one batch added to the fleet database.
+    public struct Inserted: Sendable, Equatable {
+        public var newDecisions = 0
+        public var newGaps = 0
+        /// Review queue entries and candidate results it did not have yet.
+        public var newReviewEntries = 0
+        public var newCandidateResults = 0
+        /// Labels stored (new, or a later revision of one it had).
+        public var labels = 0
+    }
+
     /// Inserts a batch in one transaction; returns how many decisions and gaps were new
     /// (the rest were already there). Returns only after the COMMIT was acknowledged.
     public func insert(decisions: [Decision], gaps: [RecordGap]) async throws -> (newDecisions: Int, newGaps: Int) {
+        let inserted = try await insert(decisions: decisions, gaps: gaps, reviewBackfill: [], labels: [])
+        return (inserted.newDecisions, inserted.newGaps)
+    }
+
+    /// Inserts a batch in one transaction: decisions with their review queue entries and
+    /// candidate results, the entries of `reviewBackfill` (decisions the fleet already
+    /// has), gaps and labels. Entries are immutable (`DO NOTHING`); a label replaces the
+    /// stored one only when its revision is higher, so the last import wins even when two
+    /// shippers deliver revisions out of order. Returns only after the COMMIT was acknowledged.
+    public func insert(decisions: [Decision], gaps: [RecordGap], reviewBackfill: [Decision],
+                       labels: [ShippedLabel]) async throws -> Inserted {
         let connection = self.connection, logger = self.logger
+        let withEntries = decisions + reviewBackfill
+        let queueQuery = FleetDatabase.reviewQueueInsert(withEntries.filter { $0.reviewReason != nil })
+        let candidateQuery = FleetDatabase.candidateInsert(withEntries.filter { $0.candidate != nil })
+        let labelQuery = FleetDatabase.labelInsert(labels)
         var decisionQuery: PostgresQuery?
         if !decisions.isEmpty {
             var binds = PostgresBindings(capacity: decisions.count * FleetDatabase.decisionColumnCount)
@@ -248,15 +318,24 @@ public final class FleetDatabase: @unchecked Sendable {
         return try await timed("ship a batch of \(decisions.count) decisions") {
             try await connection.query("BEGIN", logger: logger)
             do {
-                var newDecisions = 0, newGaps = 0
+                var result = Inserted()
                 if let dq {
-                    for try await _ in try await connection.query(dq, logger: logger).decode(String.self) { newDecisions += 1 }
+                    for try await _ in try await connection.query(dq, logger: logger).decode(String.self) { result.newDecisions += 1 }
                 }
                 if let gq {
-                    for try await inserted in try await connection.query(gq, logger: logger).decode(Bool.self) where inserted { newGaps += 1 }
+                    for try await inserted in try await connection.query(gq, logger: logger).decode(Bool.self) where inserted { result.newGaps += 1 }
+                }
+                if let queueQuery {
+                    for try await _ in try await connection.query(queueQuery, logger: logger).decode(String.self) { result.newReviewEntries += 1 }
+                }
+                if let candidateQuery {
+                    for try await _ in try await connection.query(candidateQuery, logger: logger).decode(String.self) { result.newCandidateResults += 1 }
+                }
+                if let labelQuery {
+                    for try await _ in try await connection.query(labelQuery, logger: logger).decode(String.self) { result.labels += 1 }
                 }
                 try await connection.query("COMMIT", logger: logger)
-                return (newDecisions, newGaps)
+                return result
             } catch {
                 _ = try? await connection.query("ROLLBACK", logger: logger)
                 throw error
@@ -264,11 +343,54 @@ public final class FleetDatabase: @unchecked Sendable {
         }
     }
 
+    /// A multi-row INSERT of `rows` (each `columns` binds), with `tail` after the VALUES.
+    static func multiRowInsert<T>(_ table: String, _ columns: [String], _ rows: [T], tail: String,
+                                  _ bind: (T, inout PostgresBindings) -> Void) -> PostgresQuery? {
+        guard !rows.isEmpty else { return nil }
+        var binds = PostgresBindings(capacity: rows.count * columns.count)
+        var sql = "INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES "
+        for (row, value) in rows.enumerated() {
+            let base = row * columns.count
+            sql += (row == 0 ? "(" : ", (") + (1...columns.count).map { "$\(base + $0)" }.joined(separator: ", ") + ")"
+            bind(value, &binds)
+        }
+        return PostgresQuery(unsafeSQL: sql + " " + tail, binds: binds)
+    }
+
+    static func reviewQueueInsert(_ decisions: [Decision]) -> PostgresQuery? {
+        multiRowInsert("review_queue", ["node", "uid", "reason", "query_text"], decisions,
+                       tail: "ON CONFLICT (node, uid) DO NOTHING RETURNING uid") { d, b in
+            b.append(d.node); b.append(d.uid); b.append(d.reviewReason?.rawValue ?? ""); b.append(d.reviewText)
+        }
+    }
+
+    static func candidateInsert(_ decisions: [Decision]) -> PostgresQuery? {
+        multiRowInsert("candidate_results", ["node", "uid", "model_version", "label", "confidence", "out_of_scope", "route",
+                                             "reason", "candidate_served", "edge_ms"], decisions,
+                       tail: "ON CONFLICT (node, uid) DO NOTHING RETURNING uid") { d, b in
+            let c = d.candidate!
+            b.append(d.node); b.append(d.uid); b.append(c.modelVersion); b.append(c.label); b.append(c.confidence)
+            b.append(c.outOfScope); b.append(c.route.rawValue); b.append(c.reason); b.append(c.candidateServed); b.append(c.edgeMs)
+        }
+    }
+
+    static func labelInsert(_ labels: [ShippedLabel]) -> PostgresQuery? {
+        multiRowInsert("review_labels", ["node", "uid", "label", "correct", "labelled_at", "revision"], labels, tail: """
+            ON CONFLICT (node, uid) DO UPDATE SET label = excluded.label, correct = excluded.correct,
+                labelled_at = excluded.labelled_at, revision = excluded.revision, shipped_at = now()
+            WHERE review_labels.revision < excluded.revision
+            RETURNING uid
+            """) { l, b in
+            b.append(l.node); b.append(l.uid); b.append(l.label); b.append(l.correct); b.append(l.labelledAt); b.append(l.revision)
+        }
+    }
+
     // MARK: Reading
 
-    /// Every decision with `timestamp >= since` (all when nil), oldest first, and every gap
-    /// whose last dropped decision is in the window — in one read-only snapshot.
-    public func load(since: Double?) async throws -> (decisions: [Decision], gaps: [RecordGap]) {
+    /// Every decision with `timestamp >= since` (all when nil), oldest first, with its review
+    /// queue entry and candidate result; every gap whose last dropped decision is in the
+    /// window; and the review labels of the window's decisions — in one read-only snapshot.
+    public func load(since: Double?) async throws -> (decisions: [Decision], gaps: [RecordGap], labels: [DecisionKey: LabelVerdict]) {
         let connection = self.connection, logger = self.logger
         return try await timed("read the fleet record") {
             try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
@@ -276,8 +398,12 @@ public final class FleetDatabase: @unchecked Sendable {
                 let from = since ?? -Double.greatestFiniteMagnitude
                 var decisions: [Decision] = []
                 let rows = try await connection.query("""
-                    SELECT \(unescaped: FleetDatabase.decisionColumnsText) FROM decisions
-                    WHERE timestamp >= \(from) ORDER BY timestamp, node, uid
+                    SELECT \(unescaped: FleetDatabase.decisionColumnsText),
+                           q.reason, q.query_text, c.model_version, c.label, c.confidence, c.out_of_scope, c.route, c.reason,
+                           c.candidate_served, c.edge_ms
+                    FROM decisions d LEFT JOIN review_queue q ON q.node = d.node AND q.uid = d.uid
+                         LEFT JOIN candidate_results c ON c.node = d.node AND c.uid = d.uid
+                    WHERE d.timestamp >= \(from) ORDER BY d.timestamp, d.node, d.uid
                     """, logger: logger)
                 for try await row in rows {
                     decisions.append(try FleetDatabase.decodeDecision(row.makeRandomAccess()))
@@ -291,8 +417,16 @@ public final class FleetDatabase: @unchecked Sendable {
                     gaps.append(RecordGap(uid: uid, node: node, recordedAt: recordedAt, firstTimestamp: first, lastTimestamp: last,
                                           dropped: dropped, costUSD: cost, reason: reason))
                 }
+                var labels: [DecisionKey: LabelVerdict] = [:]
+                let labelRows = try await connection.query("""
+                    SELECT l.node, l.uid, l.label, l.correct FROM review_labels l
+                    JOIN decisions d ON d.node = l.node AND d.uid = l.uid WHERE d.timestamp >= \(from)
+                    """, logger: logger)
+                for try await (node, uid, label, correct) in labelRows.decode((String, String, String?, Bool?).self) {
+                    labels[DecisionKey(node: node, uid: uid)] = LabelVerdict(label: label, correct: correct)
+                }
                 try await connection.query("COMMIT", logger: logger)
-                return (decisions, gaps)
+                return (decisions, gaps, labels)
             } catch {
                 _ = try? await connection.query("ROLLBACK", logger: logger)
                 throw error
@@ -301,7 +435,10 @@ public final class FleetDatabase: @unchecked Sendable {
     }
 
     /// The columns read back: `tiers` as text, so the JSON comes back exactly as it was sent.
-    static let decisionColumnsText = decisionColumns.replacingAll("tiers", with: "tiers::text")
+    static let decisionColumnsText = decisionColumns.split(separator: ",").map { column -> String in
+        let name = String(column.filter { !$0.isWhitespace })
+        return name == "tiers" ? "d.tiers::text" : "d." + name
+    }.joined(separator: ", ")
 
     static func decodeDecision(_ r: PostgresRandomAccessRow) throws -> Decision {
         func s(_ i: Int) throws -> String { try r[i].decode(String.self) }
@@ -315,7 +452,7 @@ public final class FleetDatabase: @unchecked Sendable {
             guard let er = Route(rawValue: edgeRoute) else { throw FleetError("fleet record: unknown route '\(edgeRoute)'") }
             shadow = ShadowComparison(edgeRoute: er, edgeReason: try os(26) ?? "", cloudLabel: try os(27))
         }
-        return Decision(
+        var decision = Decision(
             timestamp: try d(2), modelVersion: try s(3), route: route, reason: try s(5), label: try s(6),
             confidence: try d(7), outOfScope: try b(8),
             complexity: ComplexityScore(total: try d(9), length: try d(10), syntax: try d(11), uncertainty: try d(12),
@@ -323,7 +460,15 @@ public final class FleetDatabase: @unchecked Sendable {
             category: try s(14), tiers: try TierCallsJSON.decode(try s(28)), costUSD: try d(15),
             latency: StageLatency(tokenizeMs: try d(16), edgeMs: try d(17), cloudMs: try d(18), totalMs: try d(19)),
             cached: try b(20), review: try b(21), queryText: try os(22), queryHash: try s(23), answer: try s(24),
-            shadow: shadow, uid: try s(1), node: try s(0))
+            shadow: shadow, uid: try s(1), node: try s(0),
+            reviewReason: try os(29).flatMap(ReviewReason.init(rawValue:)), reviewText: try os(30))
+        if let version = try os(31) {
+            let routeText = try s(35)
+            guard let route = Route(rawValue: routeText) else { throw FleetError("fleet record: unknown route '\(routeText)'") }
+            decision.candidate = CandidateResult(modelVersion: version, label: try s(32), confidence: try d(33), outOfScope: try b(34),
+                                                 route: route, reason: try s(36), candidateServed: try b(37), edgeMs: try d(38))
+        }
+        return decision
     }
 
     // MARK: Errors

@@ -38,6 +38,11 @@ public final class Replicator: @unchecked Sendable {
         /// Decisions it already had (a re-sent batch whose acknowledgement was lost).
         public var alreadyThere = 0
         public var gaps = 0
+        /// Review queue entries and candidate results the database did not have yet.
+        public var reviewEntries = 0
+        public var candidateResults = 0
+        /// Review labels stored (new, or a later revision of one it had).
+        public var labels = 0
         public init() {}
     }
 
@@ -45,6 +50,7 @@ public final class Replicator: @unchecked Sendable {
         public var node: String
         public var pendingDecisions: Int
         public var pendingGaps: Int
+        public var pendingLabels = 0
         /// Unix seconds of the last round that left nothing pending.
         public var lastSuccess: Double?
         /// The last error (password redacted) and when; nil after a success.
@@ -73,6 +79,7 @@ public final class Replicator: @unchecked Sendable {
     public var status: Status {
         var s = lock.withLock { state }
         if let p = try? store.pendingCounts() { s.pendingDecisions = p.decisions; s.pendingGaps = p.gaps }
+        if let l = try? store.pendingLabelCount() { s.pendingLabels = l }
         return s
     }
 
@@ -100,12 +107,16 @@ public final class Replicator: @unchecked Sendable {
                 let batch = try store.pendingBatch(limit: options.batchSize)
                 if batch.isEmpty { break }
                 let db = try await connection()
-                let inserted = try await db.insert(decisions: batch.decisions, gaps: batch.gaps)
+                let inserted = try await db.insert(decisions: batch.decisions, gaps: batch.gaps,
+                                                   reviewBackfill: batch.reviewBackfill, labels: batch.labels)
                 try store.markShipped(batch)
                 shipment.batches += 1
                 shipment.newDecisions += inserted.newDecisions
                 shipment.alreadyThere += batch.decisions.count - inserted.newDecisions
                 shipment.gaps += batch.gaps.count
+                shipment.reviewEntries += inserted.newReviewEntries
+                shipment.candidateResults += inserted.newCandidateResults
+                shipment.labels += inserted.labels
                 lock.withLock { state.shippedTotal += inserted.newDecisions }
             }
         } catch {

@@ -29,6 +29,11 @@ public struct CandidateComparison: Sendable, Equatable {
     /// Fewer labelled queries than this and the comparison says so instead of recommending.
     public static let minimumLabelled = 30
 
+    /// Over the decisions where a candidate ran, with the labels of those a reviewer labelled.
+    public init?(decisions: [Decision], labels: [DecisionKey: LabelVerdict]) {
+        self.init(rows: decisions.compactMap { d in d.candidate.map { (d, $0, labels[DecisionKey(d)]?.label) } })
+    }
+
     /// One row per decision where both models ran: the decision (the answering model's
     /// view), the other model's view, and the reviewer's label if any.
     public init?(rows: [(decision: Decision, other: CandidateResult, gold: String?)]) {
@@ -72,41 +77,6 @@ public struct CandidateComparison: Sendable, Equatable {
             recommendation = "keep"
             why = "the candidate is right on \(candidate.correct)/\(candidate.labelled) labelled queries against the primary's \(primary.correct)/\(primary.labelled)"
                 + ", edge share \(Int((candidate.edgeShare * 100).rounded())) % against \(Int((primary.edgeShare * 100).rounded())) %"
-        }
-    }
-}
-
-extension DecisionStore {
-    /// Decisions since `since` where a candidate model ran, with its view and any label,
-    /// read in one transaction so that the three reads see the same rows.
-    public func candidateRows(since: Double? = nil) throws -> [(decision: Decision, other: CandidateResult, gold: String?)] {
-        try withConnection { conn in
-            try conn.withRetry { () -> [(decision: Decision, other: CandidateResult, gold: String?)] in
-                try conn.execute("BEGIN", for: "read candidate results")
-                defer { conn.rollbackIfNeeded() }
-                let where_ = since == nil ? "" : " WHERE timestamp >= ?1"
-                let idQuery = try conn.prepare("SELECT id FROM decisions" + where_ + " ORDER BY timestamp, id", for: "read decision ids")
-                if let since { try idQuery.bind(1, since) }
-                var ids: [Int] = []
-                while try idQuery.step() { ids.append(idQuery.int(0)) }
-                var byID: [Int: Decision] = [:]
-                for (id, d) in zip(ids, try DecisionStore.readDecisions(conn, since: since)) { byID[id] = d }
-                let st = try conn.prepare("""
-                    SELECT c.decision_id, c.model_version, c.label, c.confidence, c.out_of_scope, c.route, c.reason,
-                           c.candidate_served, c.edge_ms, l.label
-                    FROM candidate_results c LEFT JOIN review_labels l ON l.decision_id = c.decision_id
-                    ORDER BY c.decision_id
-                    """, for: "read candidate results")
-                var out: [(decision: Decision, other: CandidateResult, gold: String?)] = []
-                while try st.step() {
-                    guard let d = byID[st.int(0)], let route = Route(rawValue: st.text(5)) else { continue }
-                    out.append((d, CandidateResult(
-                        modelVersion: st.text(1), label: st.text(2), confidence: st.double(3), outOfScope: st.bool(4),
-                        route: route, reason: st.text(6), candidateServed: st.bool(7), edgeMs: st.double(8)), st.optionalText(9)))
-                }
-                try conn.execute("COMMIT", for: "read candidate results")
-                return out
-            }
         }
     }
 }

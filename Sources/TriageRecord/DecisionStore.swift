@@ -320,12 +320,16 @@ public final class DecisionStore: DecisionSink, @unchecked Sendable {
 
     // MARK: Reading
 
+    /// A decision with what was stored beside it in the same transaction: its review queue
+    /// entry and the candidate model's view (both shipped with it to the fleet).
     static let selectDecisionColumns = """
-        SELECT id, timestamp, model_version, route, reason, label, confidence, out_of_scope,
-               complexity, complexity_length, complexity_syntax, complexity_uncertainty, complexity_emotion,
-               category, cost_usd, tokenize_ms, edge_ms, cloud_ms, total_ms, cached, review,
-               query_text, query_hash, answer, shadow_edge_route, shadow_edge_reason, shadow_cloud_label, uid, node
-        FROM decisions
+        SELECT d.id, d.timestamp, d.model_version, d.route, d.reason, d.label, d.confidence, d.out_of_scope,
+               d.complexity, d.complexity_length, d.complexity_syntax, d.complexity_uncertainty, d.complexity_emotion,
+               d.category, d.cost_usd, d.tokenize_ms, d.edge_ms, d.cloud_ms, d.total_ms, d.cached, d.review,
+               d.query_text, d.query_hash, d.answer, d.shadow_edge_route, d.shadow_edge_reason, d.shadow_cloud_label, d.uid, d.node,
+               q.reason, q.query_text,
+               c.model_version, c.label, c.confidence, c.out_of_scope, c.route, c.reason, c.candidate_served, c.edge_ms
+        FROM decisions d LEFT JOIN review_queue q ON q.decision_id = d.id LEFT JOIN candidate_results c ON c.decision_id = d.id
         """
     static let selectTierColumns = """
         SELECT decision_id, tier, model, statuses, input_tokens, output_tokens, cost_usd, latency_ms,
@@ -414,8 +418,8 @@ public final class DecisionStore: DecisionSink, @unchecked Sendable {
                 tiers[st.int(0), default: []].append(call)
             }
         }
-        let sql = selectDecisionColumns + (selection.isEmpty ? "" : " WHERE id IN (\(selection))")
-            + (afterID != nil ? " ORDER BY id" : " ORDER BY timestamp, id")
+        let sql = selectDecisionColumns + (selection.isEmpty ? "" : " WHERE d.id IN (\(selection))")
+            + (afterID != nil ? " ORDER BY d.id" : " ORDER BY d.timestamp, d.id")
         let st = try conn.prepare(sql, for: "read decisions")
         try bindSelection(st)
         var out: [(id: Int, decision: Decision)] = []
@@ -426,7 +430,13 @@ public final class DecisionStore: DecisionSink, @unchecked Sendable {
                 shadow = ShadowComparison(edgeRoute: try parseRoute(edgeRoute, row: id, path: conn.path),
                                           edgeReason: st.text(25), cloudLabel: st.optionalText(26))
             }
-            out.append((id, Decision(
+            var candidate: CandidateResult?
+            if let candidateVersion = st.optionalText(31) {
+                candidate = CandidateResult(modelVersion: candidateVersion, label: st.text(32), confidence: st.double(33),
+                                            outOfScope: st.bool(34), route: try parseRoute(st.text(35), row: id, path: conn.path),
+                                            reason: st.text(36), candidateServed: st.bool(37), edgeMs: st.double(38))
+            }
+            var decision = Decision(
                 timestamp: st.double(1), modelVersion: st.text(2),
                 route: try parseRoute(st.text(3), row: id, path: conn.path),
                 reason: st.text(4), label: st.text(5), confidence: st.double(6), outOfScope: st.bool(7),
@@ -436,7 +446,10 @@ public final class DecisionStore: DecisionSink, @unchecked Sendable {
                 latency: StageLatency(tokenizeMs: st.double(15), edgeMs: st.double(16), cloudMs: st.double(17),
                                       totalMs: st.double(18)),
                 cached: st.bool(19), review: st.bool(20), queryText: st.optionalText(21), queryHash: st.text(22),
-                answer: st.text(23), shadow: shadow, uid: st.text(27), node: st.text(28))))
+                answer: st.text(23), shadow: shadow, uid: st.text(27), node: st.text(28),
+                reviewReason: st.optionalText(29).flatMap(ReviewReason.init(rawValue:)), reviewText: st.optionalText(30))
+            decision.candidate = candidate
+            out.append((id, decision))
         }
         return out
     }

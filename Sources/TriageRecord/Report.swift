@@ -675,7 +675,8 @@ public struct Report: Sendable {
                 out.append("under-routing \(fmt(s.underRoutingRate, 2)) > \(fmt(p.underRoutingWarn, 2)): the edge would have answered \(plural(s.underRouted, "query", "queries")) the cloud read differently; "
                            + "raise the confidence threshold or retrain on them")
             }
-        } else {
+        } else if measured?.edge.accuracy == nil {
+            // With review labels the accuracy is measured (its own section and alert).
             out.append("accuracy is unknown: label the review queue (`triage review export`, then `import`) or run a sample of traffic in shadow mode")
         }
         let rejected = small.breakerRejections + large.breakerRejections
@@ -1031,16 +1032,10 @@ func slaLabel(_ name: String) -> String {
 extension DecisionStore {
     /// The report over this record's decisions since `since` (all when nil).
     public func report(since: Double? = nil, now: Double = Clock.unixTime(), policy: ReportPolicy = ReportPolicy()) throws -> Report {
-        let (measured, candidate) = try reviewFigures(since: since)
-        return Report(decisions: try decisions(since: since), gaps: try gaps(since: since), since: since, now: now, policy: policy,
+        let rows = try decisions(since: since)
+        let (measured, candidate) = ReviewFigures.compute(decisions: rows, labels: try labels(since: since))
+        return Report(decisions: rows, gaps: try gaps(since: since), since: since, now: now, policy: policy,
                       measured: measured, candidate: candidate)
-    }
-
-    /// What only a local record holds: the review labels' measured accuracy and the
-    /// candidate model's comparison.
-    public func reviewFigures(since: Double? = nil) throws -> (MeasuredAccuracy, CandidateComparison?) {
-        let measured = MeasuredAccuracy(items: try reviewItems(since: since), edgeAnswers: try edgeAnswerCounts(since: since))
-        return (measured, CandidateComparison(rows: try candidateRows(since: since)))
     }
 }
 

@@ -40,6 +40,22 @@ extension Schema {
     ]
 }
 
+extension Schema {
+    /// Every import of a label takes the next revision (a counter in meta that never goes
+    /// back), so the shipper's watermark over revisions finds labels that arrived, or were
+    /// corrected, after their decision was shipped. Labels imported before version 5 get
+    /// revisions 1…n here and go on the next sync.
+    static let v5LabelRevisions = [
+        "ALTER TABLE review_labels ADD COLUMN revision INTEGER NOT NULL DEFAULT 0",
+        "UPDATE review_labels SET revision = (SELECT count(*) FROM review_labels r WHERE r.rowid <= review_labels.rowid)",
+        "CREATE INDEX review_labels_revision ON review_labels(revision)",
+        """
+        INSERT INTO meta (key, value) SELECT 'label_revision', CAST(count(*) AS TEXT) FROM review_labels WHERE true
+            ON CONFLICT(key) DO UPDATE SET value = excluded.value
+        """,
+    ]
+}
+
 /// One decision in the review queue, with its label once it has one.
 public struct QueuedDecision: Sendable, Equatable {
     public var id: Int
@@ -78,6 +94,28 @@ public struct QueuedDecision: Sendable, Equatable {
             ("out_of_scope", .bool(outOfScope)), ("route", .string(route.rawValue)), ("reason", .string(reason)),
             ("answer", .string(answer)),
         ])
+    }
+}
+
+/// A decision's key across the fleet: the box that recorded it and its random id.
+public struct DecisionKey: Hashable, Sendable {
+    public var node: String
+    public var uid: String
+    public init(node: String, uid: String) { self.node = node; self.uid = uid }
+    public init(_ d: Decision) { self.init(node: d.node, uid: d.uid) }
+}
+
+/// What a reviewer said about one decision: the intent (or "oos"), or a verdict on a cloud answer.
+public struct LabelVerdict: Sendable, Equatable {
+    public var label: String?
+    public var correct: Bool?
+    public init(label: String?, correct: Bool?) { self.label = label; self.correct = correct }
+}
+
+/// The review figures of a report, computed the same way whichever database the rows came from.
+public enum ReviewFigures {
+    public static func compute(decisions: [Decision], labels: [DecisionKey: LabelVerdict]) -> (MeasuredAccuracy, CandidateComparison?) {
+        (MeasuredAccuracy(decisions: decisions, labels: labels), CandidateComparison(decisions: decisions, labels: labels))
     }
 }
 
@@ -182,17 +220,41 @@ extension DecisionStore {
                                           + (unknown.count > 10 ? " and \(unknown.count - 10) more" : "") + "; nothing was imported")
                 }
                 let st = try conn.prepare("""
-                    INSERT OR REPLACE INTO review_labels (decision_id, label, correct, labelled_at) VALUES (?1, ?2, ?3, ?4)
+                    INSERT OR REPLACE INTO review_labels (decision_id, label, correct, labelled_at, revision) VALUES (?1, ?2, ?3, ?4, ?5)
                     """, for: "store a review label")
+                // The last import wins, here and (through the revision) in the fleet database.
+                var revision = try DecisionStore.metaInt(conn, DecisionStore.labelRevisionKey)
                 for l in labels {
+                    revision += 1
                     st.reset()
                     try st.bind(1, l.id)
                     try st.bind(2, l.label)
                     if let c = l.correct { try st.bind(3, c) } else { try st.bindNull(3) }
                     try st.bind(4, time)
+                    try st.bind(5, revision)
                     _ = try st.step()
                 }
+                try DecisionStore.setMeta(conn, DecisionStore.labelRevisionKey, "\(revision)")
                 return labels.count
+            }
+        }
+    }
+
+    /// The labels of the decisions since `since` (all when nil), by fleet key as
+    /// `decisions(since:)` reads it.
+    public func labels(since: Double? = nil) throws -> [DecisionKey: LabelVerdict] {
+        try withConnection { conn in
+            try conn.withRetry { () -> [DecisionKey: LabelVerdict] in
+                let st = try conn.prepare("""
+                    SELECT d.node, d.uid, l.label, l.correct FROM review_labels l JOIN decisions d ON d.id = l.decision_id
+                    """ + (since == nil ? "" : " WHERE d.timestamp >= ?1"), for: "read review labels")
+                if let since { try st.bind(1, since) }
+                var out: [DecisionKey: LabelVerdict] = [:]
+                while try st.step() {
+                    out[DecisionKey(node: st.text(0), uid: st.text(1))] = LabelVerdict(label: st.optionalText(2),
+                                                                                     correct: st.isNull(3) ? nil : st.bool(3))
+                }
+                return out
             }
         }
     }
@@ -230,6 +292,26 @@ public struct MeasuredAccuracy: Sendable, Equatable {
     public static func == (a: MeasuredAccuracy, b: MeasuredAccuracy) -> Bool {
         a.edge == b.edge && a.smallLabelled == b.smallLabelled && a.smallCorrect == b.smallCorrect
             && a.perIntent.map { "\($0.label):\($0.labelled):\($0.correct)" } == b.perIntent.map { "\($0.label):\($0.labelled):\($0.correct)" }
+    }
+
+    /// From the decisions of a window and the labels of those in the review queue: what both
+    /// `report` on a SQLite record and `report --db postgres://…` compute, from rows loaded
+    /// from either. Edge answers are counted by stratum (a fallback, the review band, or the
+    /// plain rest, of which the queue holds a random sample).
+    public init(decisions: [Decision], labels: [DecisionKey: LabelVerdict]) {
+        var edgeAnswers: [ReviewReason: Int] = [:]
+        var items: [QueuedDecision] = []
+        for d in decisions {
+            if d.route == .edge {
+                edgeAnswers[d.reason == "cloud_unavailable" ? .fallback : d.review ? .reviewBand : .sample, default: 0] += 1
+            }
+            guard let reviewReason = d.reviewReason, let verdict = labels[DecisionKey(d)] else { continue }
+            items.append(QueuedDecision(id: 0, timestamp: d.timestamp, reviewReason: reviewReason, query: nil, label: d.label,
+                                        confidence: d.confidence, outOfScope: d.outOfScope, route: d.route, reason: d.reason,
+                                        answer: d.answer, modelVersion: d.modelVersion, complexity: d.complexity.total,
+                                        goldLabel: verdict.label, correct: verdict.correct))
+        }
+        self.init(items: items, edgeAnswers: edgeAnswers)
     }
 
     /// From the queue's labelled items and the count of edge answers of each kind.

@@ -23,6 +23,8 @@ enum Schema {
         Migration(version: 3, summary: "fleet: a unique id and node per decision, gaps, the shipping watermark",
                   statements: v3Changes),
         Migration(version: 4, summary: "the review queue, its labels and candidate model results", statements: v4Review),
+        Migration(version: 5, summary: "fleet: review labels get a revision, so a label imported or corrected later is shipped",
+                  statements: v5LabelRevisions),
     ]
 
     // MARK: Version 1 — the first release: no category, review flag, shadow comparison or

@@ -35,19 +35,50 @@ public struct RecordGap: Sendable, Equatable {
     }
 }
 
-/// What the shipper sends next: decisions and gaps past the watermarks, oldest first.
+/// A review label as shipped: the decision it belongs to, by its fleet key, and the revision
+/// of the import that set it (the fleet keeps the highest: the last import wins there too).
+public struct ShippedLabel: Sendable, Equatable {
+    public var node: String
+    public var uid: String
+    public var label: String?
+    public var correct: Bool?
+    public var labelledAt: Double
+    public var revision: Int
+    public init(node: String, uid: String, label: String?, correct: Bool?, labelledAt: Double, revision: Int) {
+        self.node = node; self.uid = uid; self.label = label; self.correct = correct; self.labelledAt = labelledAt
+        self.revision = revision
+    }
+}
+
+/// What the shipper sends next: decisions and gaps past the watermarks, oldest first, and the
+/// review labels imported (or corrected) since the last confirmed one.
+///
+/// A decision's review queue entry and candidate result travel with it (they are written in
+/// the decision's own transaction). `reviewBackfill` holds decisions the fleet already has
+/// whose entries it may lack: those shipped by a triage before schema 5, which did not send
+/// them; they go again, entries only.
 public struct PendingBatch: Sendable {
     public var decisions: [Decision]
+    public var reviewBackfill: [Decision]
     public var gaps: [RecordGap]
+    public var labels: [ShippedLabel]
     /// The watermarks to store once the fleet database has confirmed this batch.
     public var lastDecisionID: Int
     public var lastGapID: Int
-    public var isEmpty: Bool { decisions.isEmpty && gaps.isEmpty }
+    public var lastReviewID: Int
+    public var lastLabelRevision: Int
+    /// True when there is nothing to send and no watermark to move.
+    public var isEmpty: Bool
 }
 
 extension DecisionStore {
     static let shippedDecisionKey = "shipped_decision_id"
     static let shippedGapKey = "shipped_gap_id"
+    /// The highest decision id whose review entry and candidate result the fleet has.
+    static let shippedReviewKey = "shipped_review_id"
+    /// The highest label revision the fleet has, and the last revision handed out.
+    static let shippedLabelKey = "shipped_label_revision"
+    static let labelRevisionKey = "label_revision"
     static let inFlightKey = "shipping_in_flight"
     /// An in-flight mark older than this is from a shipper that died: it no longer protects rows.
     static let inFlightLifetime = 600.0
@@ -79,16 +110,34 @@ extension DecisionStore {
                 let gaps = try DecisionStore.readGapRows(conn, afterID: shippedGap)
                 let last = rows.last?.id ?? shipped
                 let lastGap = gaps.last?.id ?? shippedGap
+                // Review entries of decisions shipped without them (before schema 5).
+                let shippedReview = try DecisionStore.metaInt(conn, DecisionStore.shippedReviewKey)
+                var backfill: [(id: Int, decision: Decision)] = []
+                var lastReview = last
+                if shippedReview < shipped {
+                    backfill = try DecisionStore.readRows(conn, since: nil, afterID: shippedReview, limit: max(1, limit))
+                    let reachedShipped = backfill.count < max(1, limit) || backfill.contains { $0.id > shipped }
+                    backfill.removeAll { $0.id > shipped }
+                    // Decisions past the watermark go with their entries in `decisions`.
+                    lastReview = reachedShipped ? last : (backfill.last?.id ?? shipped)
+                    backfill.removeAll { $0.decision.reviewReason == nil && $0.decision.candidate == nil }
+                }
+                let shippedLabel = try DecisionStore.metaInt(conn, DecisionStore.shippedLabelKey)
+                let labels = try DecisionStore.readLabelRows(conn, afterRevision: shippedLabel, limit: max(1, limit), node: node)
+                let lastLabel = labels.last?.revision ?? shippedLabel
                 if !rows.isEmpty || !gaps.isEmpty {
                     try DecisionStore.setMeta(conn, DecisionStore.inFlightKey, "\(last) \(lastGap) \(Clock.unixTime())")
                 }
                 // Rows recorded before schema 3 have no node: they were recorded on this box.
-                let decisions = rows.map { r -> Decision in
+                func withNode(_ r: (id: Int, decision: Decision)) -> Decision {
                     var d = r.decision
                     if d.node.isEmpty { d.node = node }
                     return d
                 }
-                return PendingBatch(decisions: decisions, gaps: gaps.map(\.gap), lastDecisionID: last, lastGapID: lastGap)
+                let isEmpty = rows.isEmpty && gaps.isEmpty && labels.isEmpty && backfill.isEmpty && lastReview == shippedReview
+                return PendingBatch(decisions: rows.map(withNode), reviewBackfill: backfill.map(withNode), gaps: gaps.map(\.gap),
+                                    labels: labels, lastDecisionID: last, lastGapID: lastGap, lastReviewID: lastReview,
+                                    lastLabelRevision: lastLabel, isEmpty: isEmpty)
             }
         }
     }
@@ -104,9 +153,45 @@ extension DecisionStore {
                 }
                 let g = try DecisionStore.metaInt(conn, DecisionStore.shippedGapKey)
                 if batch.lastGapID > g { try DecisionStore.setMeta(conn, DecisionStore.shippedGapKey, "\(batch.lastGapID)") }
+                let r = try DecisionStore.metaInt(conn, DecisionStore.shippedReviewKey)
+                if batch.lastReviewID > r { try DecisionStore.setMeta(conn, DecisionStore.shippedReviewKey, "\(batch.lastReviewID)") }
+                let l = try DecisionStore.metaInt(conn, DecisionStore.shippedLabelKey)
+                if batch.lastLabelRevision > l {
+                    try DecisionStore.setMeta(conn, DecisionStore.shippedLabelKey, "\(batch.lastLabelRevision)")
+                }
                 let del = try conn.prepare("DELETE FROM meta WHERE key = ?1", for: "clear the in-flight mark")
                 try del.bind(1, DecisionStore.inFlightKey)
                 try del.step()
+            }
+        }
+    }
+
+    /// Review labels past the label watermark, oldest revision first, keyed by their
+    /// decision's fleet key (an empty node, from before schema 3, is this box's).
+    static func readLabelRows(_ conn: Connection, afterRevision: Int, limit: Int, node: String) throws -> [ShippedLabel] {
+        let st = try conn.prepare("""
+            SELECT d.node, d.uid, l.label, l.correct, l.labelled_at, l.revision
+            FROM review_labels l JOIN decisions d ON d.id = l.decision_id
+            WHERE l.revision > ?1 ORDER BY l.revision LIMIT ?2
+            """, for: "read the labels to ship")
+        try st.bind(1, afterRevision)
+        try st.bind(2, limit)
+        var out: [ShippedLabel] = []
+        while try st.step() {
+            out.append(ShippedLabel(node: st.text(0).isEmpty ? node : st.text(0), uid: st.text(1), label: st.optionalText(2),
+                                    correct: st.isNull(3) ? nil : st.bool(3), labelledAt: st.double(4), revision: st.int(5)))
+        }
+        return out
+    }
+
+    /// Review labels not yet confirmed by the fleet database.
+    public func pendingLabelCount() throws -> Int {
+        try withConnection { conn in
+            try conn.withRetry { () -> Int in
+                let shipped = try DecisionStore.metaInt(conn, DecisionStore.shippedLabelKey)
+                let st = try conn.prepare("SELECT count(*) FROM review_labels WHERE revision > ?1", for: "count pending labels")
+                try st.bind(1, shipped)
+                return try st.step() ? st.int(0) : 0
             }
         }
     }
@@ -181,6 +266,15 @@ extension DecisionStore {
         try pick.bind(2, pending - maxPending)
         guard try pick.step(), pick.int(0) > 0 else { return }
         let (count, cutoff, first, last, cost) = (pick.int(0), pick.int(1), pick.double(2), pick.double(3), pick.double(4))
+        // What was stored beside the dropped decisions goes with them (their foreign keys
+        // would refuse the delete otherwise).
+        for table in ["review_labels", "review_queue", "candidate_results"] {
+            let dep = try conn.prepare("DELETE FROM \(table) WHERE decision_id > ?1 AND decision_id <= ?2",
+                                       for: "drop what was stored beside unshipped decisions")
+            try dep.bind(1, protected)
+            try dep.bind(2, cutoff)
+            try dep.step()
+        }
         let del = try conn.prepare("DELETE FROM decisions WHERE id > ?1 AND id <= ?2", for: "drop unshipped decisions")
         try del.bind(1, protected)
         try del.bind(2, cutoff)
@@ -212,6 +306,9 @@ extension DecisionStore {
         }
         // The dropped rows are accounted for by the gap: the watermark may pass them when
         // nothing unshipped lies below them.
-        if protected == shipped { try setMeta(conn, shippedDecisionKey, "\(cutoff)") }
+        if protected == shipped {
+            try setMeta(conn, shippedDecisionKey, "\(cutoff)")
+            if try metaInt(conn, shippedReviewKey) == shipped { try setMeta(conn, shippedReviewKey, "\(cutoff)") }
+        }
     }
 }

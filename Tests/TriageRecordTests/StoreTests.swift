@@ -119,7 +119,7 @@ func roundTripDecisions() -> [Decision] {
         #expect(try store.pragma("synchronous") == "2")        // FULL
         #expect(try store.pragma("foreign_keys") == "1")
         #expect(try store.currentSchemaVersion() == DecisionStore.schemaVersion)
-        #expect(DecisionStore.schemaVersion == 4)
+        #expect(DecisionStore.schemaVersion == 5)
         // Committed when record returns: a fresh connection sees it at once.
         try store.record(makeDecision(queryHash: "x"))
         #expect(try DecisionStore(path: dir.file("d.sqlite"), readOnly: true).count() == 1)
@@ -232,9 +232,9 @@ func roundTripDecisions() -> [Decision] {
         let dir = try TempDir(); defer { dir.cleanup() }
         let path = dir.file("d.sqlite")
         _ = try DecisionStore(path: path)
-        try Connection(path: path, readOnly: false, busyTimeoutMs: 100).execute("PRAGMA user_version = 5", for: "test")
+        try Connection(path: path, readOnly: false, busyTimeoutMs: 100).execute("PRAGMA user_version = 6", for: "test")
         #expect { try DecisionStore(path: path) } throws: { error in
-            "\(error)".contains("schema version 5") && "\(error)".contains("newer")
+            "\(error)".contains("schema version 6") && "\(error)".contains("newer")
         }
     }
 
@@ -308,7 +308,7 @@ func roundTripDecisions() -> [Decision] {
         }
 
         let store = try DecisionStore(path: path)
-        #expect(try store.currentSchemaVersion() == 4)
+        #expect(try store.currentSchemaVersion() == 5)
         #expect(store.hasher.salt == salt)              // the v1 salt is kept
         let rows = try store.decisions()
         #expect(rows.count == 3)
