@@ -59,7 +59,7 @@ let package = Package(
         .target(name: "TriageKernelSelect", dependencies: ["TriageKernels", "TriageKernelsSSE4", "TriageKernelsAVX2", "TriageKernelsAVX512", "TriageSystem"]),
         .target(name: "TriageModel", dependencies: ["TriageJSON", "TriageSystem", "TriageTensors", "TriageKernels"]),
         .target(name: "TriageClassifier", dependencies: [
-            "TriageJSON", "TriageSystem", "TriageTokenizer", "TriageKernels", "TriageKernelSelect", "TriageModel",
+            "TriageJSON", "TriageSystem", "TriageTokenizer", "TriageTensors", "TriageKernels", "TriageKernelSelect", "TriageModel",
         ]),
         // The cloud tiers: the Anthropic Messages API over libcurl, retries, circuit breakers.
         .target(name: "TriageCloud", dependencies: ["CCurl", "TriageJSON", "TriageSystem"]),

@@ -13,7 +13,8 @@ struct Classify: ParsableCommand {
             With --json, prints one JSON object per input, in input order: text, label, confidence \
             (calibrated), out_of_scope, fine_label (the model's own label; for an out-of-scope \
             decision its likeliest out-of-scope label), oos_score (the summed probability of the \
-            out-of-scope labels), probs (label → calibrated probability), logits (raw, in \
+            out-of-scope labels), oos_distance (for a model with triage.json's oos_distance: the \
+            feature distance to the nearest in-scope class), probs (label → calibrated probability), logits (raw, in \
             label-id order) and tokens (the input length in tokens).
             """)
 

@@ -75,6 +75,7 @@ struct Tune: ParsableCommand {
                     let goldOOS = classifier.calibration.isOutOfScope(q.label) || !classifier.labels.contains(q.label)
                     let complexity = router.complexity(of: q.text, confidence: Double(c.confidence))
                     points.append(TunePoint(confidence: Double(c.confidence), outOfScopeScore: Double(c.outOfScopeScore),
+                                            outOfScopeDistance: Double(c.outOfScopeDistance ?? 0),
                                             decidedOutOfScope: c.outOfScope,
                                             eligible: complexity.total <= router.policy.maxComplexity,
                                             goldOutOfScope: goldOOS, correct: !c.outOfScope && c.label == q.label,
@@ -86,7 +87,11 @@ struct Tune: ParsableCommand {
             }
             let band = RoutingTuner.answerBand(points, cut: fitted.cut, maxEdgeError: maxEdgeError)
             let cv = RoutingTuner.crossValidate(points, k: folds, maxEdgeError: maxEdgeError, maxUnderRouting: maxUnderRouting)
-            let curve = RoutingTuner.curve(points, maxOutOfScopeScore: fitted.cut.maxOutOfScopeScore)
+            let curve = RoutingTuner.curve(points, maxOutOfScopeScore: fitted.cut.maxOutOfScopeScore,
+                                           maxOutOfScopeDistance: fitted.cut.maxOutOfScopeDistance)
+            // a distance cut only for a model with the score (infinity: the grid's "no cut")
+            let distanceCut: Double? = classifier.calibration.distance == nil || !fitted.cut.maxOutOfScopeDistance.isFinite
+                ? nil : fitted.cut.maxOutOfScopeDistance
             let fit: JSONValue = .object([
                 ("data", .string(String(data.split(separator: "/").last ?? Substring(data)))), ("queries", .int(points.count)),
                 ("int8", .bool(classifier.model.weights.isInt8)),
@@ -95,7 +100,7 @@ struct Tune: ParsableCommand {
                 ("cross_validated", .object([("folds", .int(folds))] + (cv.heldOut.json.objectPairs ?? []))),
             ])
             let routing = TunedRouting(minConfidence: fitted.cut.minConfidence, answerBand: band,
-                                       maxOutOfScopeScore: fitted.cut.maxOutOfScopeScore, fit: fit)
+                                       maxOutOfScopeScore: fitted.cut.maxOutOfScopeScore, maxOutOfScopeDistance: distanceCut, fit: fit)
 
             var written: [String] = []
             if !dryRun {
@@ -108,7 +113,8 @@ struct Tune: ParsableCommand {
                 let v: JSONValue = .object([
                     ("model", .string(dir)), ("routing", routing.json),
                     ("folds", .array(cv.cuts.map { c in
-                        c.map { .object([("min_confidence", .number($0.minConfidence)), ("max_oos_score", .number($0.maxOutOfScopeScore))]) } ?? .null
+                        c.map { .object([("min_confidence", .number($0.minConfidence)), ("max_oos_score", .number($0.maxOutOfScopeScore))]
+                                        + ($0.maxOutOfScopeDistance.isFinite ? [("max_oos_distance", .number($0.maxOutOfScopeDistance))] : [])) } ?? .null
                     })),
                     ("curve", .array(curve.map { .object([("min_confidence", .number($0.minConfidence))] + ($0.outcome.json.objectPairs ?? [])) })),
                     ("written", .array(written.map { .string($0) })),
@@ -146,6 +152,7 @@ struct Tune: ParsableCommand {
             if !dryRun && t.proposed != t.current {
                 let routing = TunedRouting(minConfidence: t.proposed, answerBand: max(policy.answerBand, t.proposed),
                                            maxOutOfScopeScore: policy.maxOutOfScopeScore,
+                                           maxOutOfScopeDistance: policy.maxOutOfScopeDistance.isFinite ? policy.maxOutOfScopeDistance : nil,
                                            fit: .object([("from_record", .string(store.path)), ("labelled", .int(t.labelled)),
                                                          ("max_edge_error", .number(budget)), ("previous_min_confidence", .number(t.current))]))
                 written = try write(routing, modelDirectory: dir)
@@ -196,7 +203,9 @@ struct Tune: ParsableCommand {
             + "out-of-scope answered ≤ \(pct(maxUnderRouting))\n\n"
         s += "min_confidence  \(fixed(routing.minConfidence, 3))\n"
         s += "answer_band     \(fixed(routing.answerBand, 3))  (edge answers below it are flagged for review)\n"
-        s += "max_oos_score   \(fixed(routing.maxOutOfScopeScore, 3))\n\n"
+        s += "max_oos_score   \(fixed(routing.maxOutOfScopeScore, 3))\n"
+        if let d = routing.maxOutOfScopeDistance { s += "max_oos_distance \(fixed(d, 4))  (feature distance, oos_distance)\n" }
+        s += "\n"
         s += "                 edge keeps   edge right   oos answered\n"
         s += "fitted           " + pad(pct(fitted.keptShare), 13) + pad(pct(1 - fitted.edgeError), 13) + pct(fitted.underRouting) + "\n"
         s += "\(cv.folds)-fold CV        " + pad(pct(cv.heldOut.keptShare), 13) + pad(pct(1 - cv.heldOut.edgeError), 13)

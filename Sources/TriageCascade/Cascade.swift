@@ -134,7 +134,8 @@ public final class Cascade: Sendable {
         }
         let complexity = router.complexity(of: query, confidence: Double(edge.confidence))
         let verdict = router.edgeVerdict(confidence: Double(edge.confidence), outOfScope: edge.outOfScope,
-                                         outOfScopeScore: Double(edge.outOfScopeScore), complexity: complexity)
+                                         outOfScopeScore: Double(edge.outOfScopeScore),
+                                         outOfScopeDistance: edge.outOfScopeDistance.map(Double.init), complexity: complexity)
         let category = TaskCategory.of(query)
         let edgeMs = inferenceMs + (Clock.seconds() - routing) * 1e3
 

@@ -15,6 +15,9 @@ public struct RouterPolicy: Sendable, Equatable {
     /// A query whose summed out-of-scope probability is above this escalates even when an
     /// intent is the likeliest class (1: no such rule).
     public var maxOutOfScopeScore = 1.0
+    /// A query whose feature distance (the model's `oos_distance`) is above this escalates too
+    /// (infinity: no such rule; a model without the score is never cut by it).
+    public var maxOutOfScopeDistance = Double.infinity
     /// A small-tier answer whose checked confidence is below this escalates to the large tier.
     public var answerConfidenceThreshold = 0.80
     public var answerConfidenceBase = 0.85
@@ -37,7 +40,8 @@ public struct RouterPolicy: Sendable, Equatable {
 
     public static func == (a: RouterPolicy, b: RouterPolicy) -> Bool {
         a.maxComplexity == b.maxComplexity && a.minConfidence == b.minConfidence && a.answerBand == b.answerBand
-            && a.reviewBand == b.reviewBand && a.maxOutOfScopeScore == b.maxOutOfScopeScore && a.answerConfidenceThreshold == b.answerConfidenceThreshold
+            && a.reviewBand == b.reviewBand && a.maxOutOfScopeScore == b.maxOutOfScopeScore
+            && a.maxOutOfScopeDistance == b.maxOutOfScopeDistance && a.answerConfidenceThreshold == b.answerConfidenceThreshold
             && a.escalationKeywords == b.escalationKeywords && a.hedgingPhrases == b.hedgingPhrases
             && a.categoryAdjustments == b.categoryAdjustments && a.weights == b.weights
     }
@@ -51,6 +55,7 @@ public struct RouterPolicy: Sendable, Equatable {
         p.reviewBand = tuned.minConfidence
         p.answerBand = tuned.answerBand
         p.maxOutOfScopeScore = tuned.maxOutOfScopeScore
+        if let d = tuned.maxOutOfScopeDistance { p.maxOutOfScopeDistance = d }
         return p
     }
 
@@ -82,6 +87,9 @@ public struct RouterPolicy: Sendable, Equatable {
             case "answer_band": p.answerBand = try number()
             case "review_band": p.reviewBand = try number()
             case "max_oos_score": p.maxOutOfScopeScore = try number()
+            case "max_oos_distance":
+                p.maxOutOfScopeDistance = try number()
+                guard p.maxOutOfScopeDistance >= 0 else { throw CascadeError("config: router.max_oos_distance must not be negative") }
             case "answer_confidence_threshold": p.answerConfidenceThreshold = try number()
             case "answer_confidence_base": p.answerConfidenceBase = try number()
             case "max_tokens_penalty": p.maxTokensPenalty = try number()
@@ -212,13 +220,17 @@ public struct Router: Sendable {
     }
 
     /// Whether the edge answers. Out of scope first (the decision, then the summed out-of-scope
-    /// probability), then complexity, then the confidence bands: ≥ answerBand answer;
-    /// ≥ max(minConfidence, reviewBand) answer and flag for review; below that, escalate.
+    /// probability, then the feature distance when the model has one), then complexity, then the
+    /// confidence bands: ≥ answerBand answer; ≥ max(minConfidence, reviewBand) answer and flag
+    /// for review; below that, escalate.
     public func edgeVerdict(confidence: Double, outOfScope: Bool, outOfScopeScore: Double = 0,
-                            complexity: ComplexityScore) -> EdgeVerdict {
+                            outOfScopeDistance: Double? = nil, complexity: ComplexityScore) -> EdgeVerdict {
         if outOfScope { return EdgeVerdict(answerAtEdge: false, review: false, reason: "out_of_scope") }
         if outOfScopeScore > policy.maxOutOfScopeScore {
             return EdgeVerdict(answerAtEdge: false, review: false, reason: "out_of_scope_score")
+        }
+        if let d = outOfScopeDistance, d > policy.maxOutOfScopeDistance {
+            return EdgeVerdict(answerAtEdge: false, review: false, reason: "out_of_scope_distance")
         }
         if complexity.total > policy.maxComplexity {
             return EdgeVerdict(answerAtEdge: false, review: false, reason: "high_complexity")

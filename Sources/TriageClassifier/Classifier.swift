@@ -18,13 +18,17 @@ public struct TunedRouting: Sendable, Equatable {
     public var minConfidence: Double
     /// …flags its answers below this one for review…
     public var answerBand: Double
-    /// …and escalates whenever the summed out-of-scope probability is above this.
+    /// …and escalates whenever the summed out-of-scope probability is above this…
     public var maxOutOfScopeScore: Double
+    /// …or the feature distance (`oos_distance`) is above this (nil: no such cut).
+    public var maxOutOfScopeDistance: Double?
     /// What the fit measured (data, budgets, cross-validated figures): kept for people, not read.
     public var fit: JSONValue?
 
-    public init(minConfidence: Double, answerBand: Double, maxOutOfScopeScore: Double, fit: JSONValue? = nil) {
-        self.minConfidence = minConfidence; self.answerBand = answerBand; self.maxOutOfScopeScore = maxOutOfScopeScore; self.fit = fit
+    public init(minConfidence: Double, answerBand: Double, maxOutOfScopeScore: Double, maxOutOfScopeDistance: Double? = nil,
+                fit: JSONValue? = nil) {
+        self.minConfidence = minConfidence; self.answerBand = answerBand; self.maxOutOfScopeScore = maxOutOfScopeScore
+        self.maxOutOfScopeDistance = maxOutOfScopeDistance; self.fit = fit
     }
 
     public static func parse(_ json: JSONValue) throws -> TunedRouting {
@@ -34,6 +38,13 @@ public struct TunedRouting: Sendable, Equatable {
         for (key, value) in pairs {
             seen.insert(key)
             if key == "fit" { r.fit = value; continue }
+            if key == "max_oos_distance" {
+                guard let v = value.doubleValue, v.isFinite, v >= 0 else {
+                    throw ClassifierError("routing.max_oos_distance must be a non-negative number")
+                }
+                r.maxOutOfScopeDistance = v
+                continue
+            }
             guard let v = value.doubleValue, (0...1).contains(v) else {
                 throw ClassifierError("routing.\(key) must be a number within 0...1")
             }
@@ -41,7 +52,7 @@ public struct TunedRouting: Sendable, Equatable {
             case "min_confidence": r.minConfidence = v
             case "answer_band": r.answerBand = v
             case "max_oos_score": r.maxOutOfScopeScore = v
-            default: throw ClassifierError("unknown key routing.\(key) (expected min_confidence, answer_band, max_oos_score, fit)")
+            default: throw ClassifierError("unknown key routing.\(key) (expected min_confidence, answer_band, max_oos_score, max_oos_distance, fit)")
             }
         }
         for key in ["min_confidence", "answer_band", "max_oos_score"] where !seen.contains(key) {
@@ -53,6 +64,7 @@ public struct TunedRouting: Sendable, Equatable {
     public var json: JSONValue {
         var pairs: [(String, JSONValue)] = [("min_confidence", .number(minConfidence)), ("answer_band", .number(answerBand)),
                                             ("max_oos_score", .number(maxOutOfScopeScore))]
+        if let maxOutOfScopeDistance { pairs.append(("max_oos_distance", .number(maxOutOfScopeDistance))) }
         if let fit { pairs.append(("fit", fit)) }
         return .object(pairs)
     }
@@ -72,10 +84,13 @@ public struct Calibration: Sendable, Equatable {
     public var minConfidence: Float = 0
     /// Thresholds `triage tune` fitted for the router, if any.
     public var routing: TunedRouting? = nil
+    /// The feature-distance out-of-scope score (`oos_distance`), if the model has one: above its
+    /// threshold a decision is out of scope too.
+    public var distance: FeatureDistance? = nil
 
     public init(temperature: Float = 1, outOfScopeLabel: String? = nil, outOfScopeLabels: [String]? = nil,
-                minConfidence: Float = 0, routing: TunedRouting? = nil) {
-        self.temperature = temperature; self.minConfidence = minConfidence; self.routing = routing
+                minConfidence: Float = 0, routing: TunedRouting? = nil, distance: FeatureDistance? = nil) {
+        self.temperature = temperature; self.minConfidence = minConfidence; self.routing = routing; self.distance = distance
         self.outOfScopeLabels = outOfScopeLabels ?? (outOfScopeLabel.map { [$0] } ?? [])
         self.outOfScopeLabel = outOfScopeLabel ?? (self.outOfScopeLabels.isEmpty ? nil : "oos")
     }
@@ -109,8 +124,12 @@ public struct Calibration: Sendable, Equatable {
         if let r = json["routing"] {
             do { routing = try TunedRouting.parse(r) } catch { throw ClassifierError("\(path): \(error)") }
         }
+        var distance: FeatureDistance? = nil
+        if let d = json["oos_distance"] {
+            do { distance = try FeatureDistance.load(d, directory: directory) } catch { throw ClassifierError("\(path): \(error)") }
+        }
         return Calibration(temperature: temperature, outOfScopeLabel: json["out_of_scope_label"]?.stringValue,
-                           outOfScopeLabels: labels, minConfidence: minConfidence, routing: routing)
+                           outOfScopeLabels: labels, minConfidence: minConfidence, routing: routing, distance: distance)
     }
 }
 
@@ -126,6 +145,8 @@ public struct Classification: Sendable {
     public var confidence: Float
     /// The summed calibrated probability of the out-of-scope labels (0 when the model has none).
     public var outOfScopeScore: Float
+    /// The feature distance to the nearest in-scope class (`oos_distance`; nil when the model has none).
+    public var outOfScopeDistance: Float? = nil
     /// Calibrated probabilities in label-id order.
     public var probabilities: [Float]
     /// Raw network logits in label-id order.
@@ -155,6 +176,7 @@ public final class Classifier: Sendable {
         for file in ["config.json", "triage.json"] {
             material += (try? FileSystem.readText(FileSystem.join(directory, file))) ?? ""
         }
+        if let d = calibration.distance { material += d.fingerprint }
         let f = model.weights.file
         material += f.tensors.map { "\($0.name):\($0.dtype.rawValue):\($0.shape)" }.joined(separator: ";")
         // The weights' bytes themselves: a retrained model of the same shape is a new version.
@@ -216,6 +238,9 @@ public final class Classifier: Sendable {
         if calibration.outOfScopeLabels.count > 1 && Set(weights.config.labels).isSubset(of: calibration.outOfScopeLabels) {
             throw ClassifierError("\(directory)/triage.json declares every label out of scope")
         }
+        if let d = calibration.distance, d.dim != weights.config.dim {
+            throw ClassifierError("\(directory)/\(d.file): statistics of dimension \(d.dim), but the model's hidden size is \(weights.config.dim)")
+        }
         let runtime = Runtime(threads: options.threads, kernels: kernel)
         return Classifier(directory: directory, tokenizer: tokenizer, model: DistilBertModel(weights: weights, runtime: runtime),
                           calibration: calibration)
@@ -240,7 +265,9 @@ public final class Classifier: Sendable {
         let input = encode(texts)
         let output: ModelOutput
         do { output = try model.forward(input, workspace: &workspace) } catch { throw ClassifierError("\(error)") }
-        return (0..<texts.count).map { decide(logits: Array(output.logits($0)), tokenCount: input.lengths[$0]) }
+        return (0..<texts.count).map { b in
+            decide(logits: Array(output.logits(b)), tokenCount: input.lengths[b], distance: distance(output, b))
+        }
     }
 
     public func classify(_ text: String) throws -> Classification {
@@ -248,16 +275,26 @@ public final class Classifier: Sendable {
         return try classify([text], workspace: &ws)[0]
     }
 
+    /// The `oos_distance` score of row `b` of a forward pass (nil when the model has none).
+    public func distance(_ output: ModelOutput, _ b: Int) -> Float? {
+        guard let d = calibration.distance else { return nil }
+        switch d.feature {
+        case .preClassifier: return d.distance(output.headInput(b))
+        case .cls: return d.distance(output.cls(b))
+        }
+    }
+
     /// Calibrated probabilities and the out-of-scope rule applied to raw logits.
-    public func decide(logits: [Float], tokenCount: Int = 0) -> Classification {
-        Self.decide(logits: logits, labels: labels, calibration: calibration, tokenCount: tokenCount)
+    public func decide(logits: [Float], tokenCount: Int = 0, distance: Float? = nil) -> Classification {
+        Self.decide(logits: logits, labels: labels, calibration: calibration, tokenCount: tokenCount, distance: distance)
     }
 
     /// The decision over the coarse classes: each in-scope intent, and out of scope with the
     /// summed probability of the out-of-scope labels. The likeliest coarse class wins (an intent
-    /// on a tie); below `minConfidence` the decision is out of scope too.
+    /// on a tie); below `minConfidence`, or beyond the `oos_distance` threshold, the decision is
+    /// out of scope too.
     public static func decide(logits: [Float], labels: [String], calibration: Calibration, tokenCount: Int = 0,
-                              temperature: Float? = nil) -> Classification {
+                              temperature: Float? = nil, distance: Float? = nil) -> Classification {
         let probs = softmax(logits, temperature: temperature ?? calibration.temperature)
         var bestIntent = -1, bestOOS = -1
         var oosScore: Float = 0
@@ -274,9 +311,10 @@ public final class Classifier: Sendable {
         let confidence = coarseOOS ? oosScore : probs[fine]
         // With one out-of-scope label the decision keeps that label's own name, as before.
         let label = coarseOOS ? (calibration.outOfScopeLabel ?? labels[fine]) : labels[fine]
+        let far = distance.map { d in calibration.distance.map { Double(d) > $0.threshold } ?? false } ?? false
         return Classification(label: label, fineLabel: labels[fine], labelId: fine, confidence: confidence,
-                              outOfScopeScore: oosScore, probabilities: probs, logits: logits,
-                              outOfScope: coarseOOS || confidence < calibration.minConfidence, tokenCount: tokenCount)
+                              outOfScopeScore: oosScore, outOfScopeDistance: distance, probabilities: probs, logits: logits,
+                              outOfScope: coarseOOS || confidence < calibration.minConfidence || far, tokenCount: tokenCount)
     }
 
     public static func softmax(_ logits: [Float], temperature: Float = 1) -> [Float] {

@@ -6,6 +6,8 @@ public struct TunePoint: Sendable, Equatable {
     public var confidence: Double
     /// The summed probability of the model's out-of-scope labels.
     public var outOfScopeScore: Double
+    /// The feature distance to the nearest in-scope class (0 for a model without `oos_distance`).
+    public var outOfScopeDistance: Double
     /// The classifier itself said out of scope (such a query never stays at the edge).
     public var decidedOutOfScope: Bool
     /// The router's other rules (complexity) would let the edge answer it.
@@ -17,9 +19,10 @@ public struct TunePoint: Sendable, Equatable {
     /// The true label, so that cross-validation folds keep every label's share.
     public var stratum: String
 
-    public init(confidence: Double, outOfScopeScore: Double, decidedOutOfScope: Bool, eligible: Bool = true,
-                goldOutOfScope: Bool, correct: Bool, stratum: String = "") {
-        self.confidence = confidence; self.outOfScopeScore = outOfScopeScore; self.decidedOutOfScope = decidedOutOfScope
+    public init(confidence: Double, outOfScopeScore: Double, outOfScopeDistance: Double = 0, decidedOutOfScope: Bool,
+                eligible: Bool = true, goldOutOfScope: Bool, correct: Bool, stratum: String = "") {
+        self.confidence = confidence; self.outOfScopeScore = outOfScopeScore; self.outOfScopeDistance = outOfScopeDistance
+        self.decidedOutOfScope = decidedOutOfScope
         self.eligible = eligible; self.goldOutOfScope = goldOutOfScope; self.correct = correct && !goldOutOfScope
         self.stratum = stratum
     }
@@ -29,15 +32,19 @@ public struct TunePoint: Sendable, Equatable {
 public struct EdgeCut: Sendable, Equatable {
     /// Answer at the edge only at or above this confidence…
     public var minConfidence: Double
-    /// …and only when the summed out-of-scope probability is at most this.
+    /// …and only when the summed out-of-scope probability is at most this…
     public var maxOutOfScopeScore: Double
-    public init(minConfidence: Double, maxOutOfScopeScore: Double) {
+    /// …and the feature distance at most this (infinity: no such cut).
+    public var maxOutOfScopeDistance: Double
+    public init(minConfidence: Double, maxOutOfScopeScore: Double, maxOutOfScopeDistance: Double = .infinity) {
         self.minConfidence = minConfidence; self.maxOutOfScopeScore = maxOutOfScopeScore
+        self.maxOutOfScopeDistance = maxOutOfScopeDistance
     }
 
     /// Whether the edge answers this query under these cuts.
     public func answers(_ p: TunePoint) -> Bool {
         !p.decidedOutOfScope && p.eligible && p.confidence >= minConfidence && p.outOfScopeScore <= maxOutOfScopeScore
+            && p.outOfScopeDistance <= maxOutOfScopeDistance
     }
 }
 
@@ -110,7 +117,8 @@ public enum RoutingTuner {
         if a.wrongAnswers != b.wrongAnswers { return a.wrongAnswers < b.wrongAnswers }
         if a.outOfScopeAnswered != b.outOfScopeAnswered { return a.outOfScopeAnswered < b.outOfScopeAnswered }
         if ca.minConfidence != cb.minConfidence { return ca.minConfidence > cb.minConfidence }
-        return ca.maxOutOfScopeScore < cb.maxOutOfScopeScore
+        if ca.maxOutOfScopeScore != cb.maxOutOfScopeScore { return ca.maxOutOfScopeScore < cb.maxOutOfScopeScore }
+        return ca.maxOutOfScopeDistance < cb.maxOutOfScopeDistance
     }
 
     /// The index of the largest grid value ≤ x (-1 if none).
@@ -121,18 +129,36 @@ public enum RoutingTuner {
         return k
     }
 
+    /// Candidate distance cuts for points with a feature distance: the in-scope points' distances
+    /// at the 50th, 51st, …, 99th, 99.5th and 99.9th percentiles (nearest rank, rounded up to
+    /// 1e-4; a lower cut would send most routine queries away), and infinity. Only infinity for
+    /// points without one.
+    public static func distanceGrid(_ points: [TunePoint]) -> [Double] {
+        let d = points.filter { !$0.goldOutOfScope }.map(\.outOfScopeDistance).sorted()
+        guard let last = d.last, last > 0 else { return [.infinity] }
+        var grid = Set<Double>()
+        for q in Array(stride(from: 0.50, through: 0.99, by: 0.01)) + [0.995, 0.999] {
+            let rank = max(1, Int((q * Double(d.count)).rounded(.up)))
+            grid.insert((d[rank - 1] * 1e4).rounded(.up) / 1e4)
+        }
+        return grid.sorted() + [.infinity]
+    }
+
     /// The best cut within the budgets, or nil when no cut on the grid meets them. For each
-    /// out-of-scope cut, one pass counts the answerable queries by confidence cell; sums from
-    /// the top cell down give every confidence cut's outcome.
+    /// out-of-scope cut (score, and distance when the points have one), one pass counts the
+    /// answerable queries by confidence cell; sums from the top cell down give every confidence
+    /// cut's outcome.
     public static func fit(_ points: [TunePoint], maxEdgeError: Double, maxUnderRouting: Double) -> (cut: EdgeCut, outcome: EdgeOutcome)? {
         var total = EdgeOutcome()
         for p in points { if p.goldOutOfScope { total.outOfScope += 1 } else { total.inScope += 1 } }
         let n = confidenceGrid.count
         var best: (cut: EdgeCut, outcome: EdgeOutcome)? = nil
         let byCell = points.map { gridIndex(atOrBelow: $0.confidence, in: confidenceGrid) }
-        for s in scoreGrid {
+        let distances = distanceGrid(points)
+        for s in scoreGrid { for dist in distances {
             var kept = [Int](repeating: 0, count: n), wrong = kept, oos = kept
-            for (p, k) in zip(points, byCell) where k >= 0 && EdgeCut(minConfidence: 0, maxOutOfScopeScore: s).answers(p) {
+            let outer = EdgeCut(minConfidence: 0, maxOutOfScopeScore: s, maxOutOfScopeDistance: dist)
+            for (p, k) in zip(points, byCell) where k >= 0 && outer.answers(p) {
                 if p.goldOutOfScope { oos[k] += 1 } else { kept[k] += 1 }
                 if !p.correct { wrong[k] += 1 }
             }
@@ -140,10 +166,10 @@ public enum RoutingTuner {
             for k in stride(from: n - 1, through: 0, by: -1) {
                 o.keptInScope += kept[k]; o.wrongAnswers += wrong[k]; o.outOfScopeAnswered += oos[k]
                 guard o.meets(maxEdgeError: maxEdgeError, maxUnderRouting: maxUnderRouting) else { continue }
-                let cut = EdgeCut(minConfidence: confidenceGrid[k], maxOutOfScopeScore: s)
+                let cut = EdgeCut(minConfidence: confidenceGrid[k], maxOutOfScopeScore: s, maxOutOfScopeDistance: dist)
                 if best == nil || better(o, cut, than: best!.outcome, best!.cut) { best = (cut, o) }
             }
-        }
+        } }
         return best
     }
 
@@ -152,7 +178,8 @@ public enum RoutingTuner {
     /// flagged for review, where most of the edge's mistakes are.
     public static func answerBand(_ points: [TunePoint], cut: EdgeCut, maxEdgeError: Double) -> Double {
         for b in confidenceGrid where b >= cut.minConfidence {
-            let o = outcome(points, EdgeCut(minConfidence: b, maxOutOfScopeScore: cut.maxOutOfScopeScore))
+            let o = outcome(points, EdgeCut(minConfidence: b, maxOutOfScopeScore: cut.maxOutOfScopeScore,
+                                            maxOutOfScopeDistance: cut.maxOutOfScopeDistance))
             if Double(o.wrongAnswers) <= maxEdgeError / 2 * Double(o.answered) + 1e-9 { return b }
         }
         return 1
@@ -194,8 +221,11 @@ public enum RoutingTuner {
     }
 
     /// The trade-off at the chosen out-of-scope cut: every confidence cut's outcome.
-    public static func curve(_ points: [TunePoint], maxOutOfScopeScore: Double) -> [(minConfidence: Double, outcome: EdgeOutcome)] {
-        confidenceGrid.map { t in (t, outcome(points, EdgeCut(minConfidence: t, maxOutOfScopeScore: maxOutOfScopeScore))) }
+    public static func curve(_ points: [TunePoint], maxOutOfScopeScore: Double,
+                             maxOutOfScopeDistance: Double = .infinity) -> [(minConfidence: Double, outcome: EdgeOutcome)] {
+        confidenceGrid.map { t in
+            (t, outcome(points, EdgeCut(minConfidence: t, maxOutOfScopeScore: maxOutOfScopeScore, maxOutOfScopeDistance: maxOutOfScopeDistance)))
+        }
     }
 
     /// The trade-off as an SVG chart: share of in-scope queries kept at the edge (x) against the

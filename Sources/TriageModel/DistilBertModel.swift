@@ -33,9 +33,12 @@ public struct PackedSequences: Sendable, Equatable {
 public struct ModelOutput: Sendable {
     public var cls: [Float]      // batch × dim
     public var logits: [Float]   // batch × labels (empty without a head)
+    /// The classifier's own input, ReLU(pre_classifier([CLS])): batch × dim (empty without a head).
+    public var headInput: [Float] = []
     public var dim: Int
     public var labelCount: Int
     public func logits(_ b: Int) -> ArraySlice<Float> { logits[(b * labelCount)..<((b + 1) * labelCount)] }
+    public func headInput(_ b: Int) -> ArraySlice<Float> { headInput[(b * dim)..<((b + 1) * dim)] }
     public func cls(_ b: Int) -> ArraySlice<Float> { cls[(b * dim)..<((b + 1) * dim)] }
 }
 
@@ -117,7 +120,9 @@ public final class DistilBertModel: Sendable {
                                  dim: d, labelCount: weights.head == nil ? 0 : c.labels.count)
         if let head = weights.head {
             t = profile == nil ? 0 : ForwardProfile.now()
-            output.logits = classify(head, cls: clsOut, batch: batch, scratch: ws.clsTmp.pointer(count: batch * d), ws)
+            let headInput = ws.clsTmp.pointer(count: batch * d)
+            output.logits = classify(head, cls: clsOut, batch: batch, scratch: headInput, ws)
+            output.headInput = Array(UnsafeBufferPointer(start: headInput, count: batch * d))
             profile?.add(.head, since: &t, work: Double(2 * batch * d * (d + head.classifier.outFeatures)))
         }
         return output

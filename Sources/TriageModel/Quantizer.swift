@@ -1,3 +1,4 @@
+import TriageJSON
 import TriageKernels
 import TriageSystem
 import TriageTensors
@@ -89,6 +90,13 @@ public enum Quantizer {
         for name in ["config.json", "vocab.txt", "tokenizer_config.json", "tokenizer.json", "special_tokens_map.json",
                      "triage.json", "answers.json", "DATA_LICENSE.txt", "LICENSE"] where FileSystem.exists(FileSystem.join(input, name)) {
             try FileSystem.copyFile(from: FileSystem.join(input, name), to: FileSystem.join(output, name))
+        }
+        // the feature-distance statistics triage.json names (`oos_distance.file`), so that the copy
+        // of triage.json loads in the INT8 directory too
+        let triage = FileSystem.join(input, "triage.json")
+        if FileSystem.exists(triage), let file = try JSONValue.parse(FileSystem.readText(triage))["oos_distance"]?["file"]?.stringValue,
+           !file.contains("/"), FileSystem.exists(FileSystem.join(input, file)) {
+            try FileSystem.copyFile(from: FileSystem.join(input, file), to: FileSystem.join(output, file))
         }
         let card = FileSystem.join(input, "README.md")
         if FileSystem.exists(card) {

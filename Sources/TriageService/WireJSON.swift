@@ -24,17 +24,22 @@ public enum WireJSON {
     }
 
     public static func classification(text: String, _ r: Classification, labels: [String]) -> JSONValue {
-        .object([
+        var pairs: [(String, JSONValue)] = [
             ("text", .string(text)),
             ("label", .string(r.label)),
             ("confidence", .float(r.confidence)),
             ("out_of_scope", .bool(r.outOfScope)),
             ("fine_label", .string(r.fineLabel)),
             ("oos_score", .float(r.outOfScopeScore)),
+        ]
+        // only for a model with a feature-distance score (triage.json's oos_distance)
+        if let d = r.outOfScopeDistance { pairs.append(("oos_distance", .float(d))) }
+        pairs += [
             ("probs", .object(zip(labels, r.probabilities).map { ($0, .float($1)) })),
             ("logits", .array(r.logits.map { .float($0) })),
             ("tokens", .int(r.tokenCount)),
-        ])
+        ]
+        return .object(pairs)
     }
 
     public static func decision(query: String, _ d: Decision) -> JSONValue {

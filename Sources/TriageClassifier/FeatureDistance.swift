@@ -1,0 +1,124 @@
+import TriageJSON
+import TriageSystem
+import TriageTensors
+
+/// A feature-distance out-of-scope score (triage.json's `oos_distance`): the squared Mahalanobis
+/// distance, under the in-scope classes' shared covariance, from a query's pooled feature to the
+/// nearest in-scope class mean. The softmax can be confidently wrong far from every training
+/// query ("what's the capital of France" → a banking intent); the distance sees that the feature
+/// lies far from all of them.
+///
+/// The statistics are a small float32 safetensors file beside the weights, written by
+/// tools/feature_oos.py from the training split: `whitening` W (dim × dim, WᵀW = Σ⁺) and `means`
+/// (classes × dim, already whitened: W·μ_c), so that d(x) = min_c ‖W·x − W·μ_c‖² — one
+/// matrix-vector product per query and no cancellation.
+public struct FeatureDistance: Sendable, Equatable {
+    /// Which pooled feature the statistics were fitted on.
+    public enum Feature: String, Sendable, Equatable {
+        /// The classifier's own input, ReLU(pre_classifier([CLS])).
+        case preClassifier = "pre_classifier"
+        /// The last layer's [CLS] state.
+        case cls
+    }
+
+    public var feature: Feature
+    /// The statistics file, as triage.json names it (relative to the model directory).
+    public var file: String
+    /// Above this distance the decision is out of scope (besides the softmax rule).
+    public var threshold: Double
+    public var dim: Int
+    public var classes: Int
+    var whitening: [Float]
+    var means: [Float]
+
+    public init(feature: Feature, file: String, threshold: Double, dim: Int, whitening: [Float], means: [Float]) throws {
+        guard dim > 0, whitening.count == dim * dim, !means.isEmpty, means.count % dim == 0 else {
+            throw ClassifierError("oos_distance: whitening must be \(dim) × \(dim) and means a multiple of \(dim) values")
+        }
+        guard whitening.allSatisfy(\.isFinite), means.allSatisfy(\.isFinite) else {
+            throw ClassifierError("oos_distance: the statistics hold a value that is not finite")
+        }
+        self.feature = feature; self.file = file; self.threshold = threshold; self.dim = dim
+        self.classes = means.count / dim; self.whitening = whitening; self.means = means
+    }
+
+    /// Reads the `oos_distance` object of a model's triage.json and the statistics file it names;
+    /// the model's hidden size is checked later, by `Classifier.load`.
+    public static func load(_ json: JSONValue, directory: String) throws -> FeatureDistance {
+        guard let pairs = json.objectPairs else { throw ClassifierError("oos_distance must be an object") }
+        var kind: String?, featureName: String?, file: String?, threshold: Double?
+        for (key, value) in pairs {
+            switch key {
+            case "kind": kind = value.stringValue
+            case "feature": featureName = value.stringValue
+            case "file": file = value.stringValue
+            case "threshold": threshold = value.doubleValue
+            default: throw ClassifierError("unknown key oos_distance.\(key) (expected kind, feature, file, threshold)")
+            }
+        }
+        guard kind == "mahalanobis" else { throw ClassifierError("oos_distance.kind must be \"mahalanobis\"") }
+        guard let featureName, let feature = Feature(rawValue: featureName) else {
+            throw ClassifierError("oos_distance.feature must be \"pre_classifier\" or \"cls\"")
+        }
+        guard let file, !file.isEmpty, !file.hasPrefix("/"), !file.split(separator: "/").contains("..") else {
+            throw ClassifierError("oos_distance.file must name a file in the model directory")
+        }
+        guard let threshold, threshold.isFinite, threshold >= 0 else {
+            throw ClassifierError("oos_distance.threshold must be a non-negative number")
+        }
+        let path = FileSystem.join(directory, file)
+        guard FileSystem.exists(path) else { throw ClassifierError("oos_distance: \(path) does not exist") }
+        do {
+            let st = try SafeTensorsFile(path: path)
+            let names = Set(st.tensors.map(\.name))
+            guard names == ["whitening", "means"] else {
+                throw ClassifierError("expected exactly the tensors whitening and means, found \(names.sorted().joined(separator: ", "))")
+            }
+            let w = st.info("whitening")!, m = st.info("means")!
+            guard w.dtype == .F32, m.dtype == .F32 else { throw ClassifierError("whitening and means must be F32") }
+            guard w.shape.count == 2, w.shape[0] == w.shape[1], m.shape.count == 2, m.shape[1] == w.shape[0], m.shape[0] >= 1 else {
+                throw ClassifierError("whitening must be [dim, dim] and means [classes, dim]; found \(w.shape) and \(m.shape)")
+            }
+            return try FeatureDistance(feature: feature, file: file, threshold: threshold, dim: w.shape[0],
+                                       whitening: try st.floats("whitening"), means: try st.floats("means"))
+        } catch let e as ClassifierError {
+            throw ClassifierError("\(path): \(e.message)")
+        } catch {
+            throw ClassifierError("\(path): \(error)")
+        }
+    }
+
+    /// min over the classes of ‖W·x − m_c‖², accumulated in Double.
+    public func distance(_ x: ArraySlice<Float>) -> Float {
+        precondition(x.count == dim, "feature of \(x.count) values, statistics of \(dim)")
+        let xs = x.map(Double.init)
+        var z = [Double](repeating: 0, count: dim)
+        whitening.withUnsafeBufferPointer { w in
+            for i in 0..<dim {
+                var s = 0.0
+                let row = i * dim
+                for j in 0..<dim { s += Double(w[row + j]) * xs[j] }
+                z[i] = s
+            }
+        }
+        var best = Double.infinity
+        means.withUnsafeBufferPointer { m in
+            for c in 0..<classes {
+                var s = 0.0
+                let row = c * dim
+                for i in 0..<dim {
+                    let d = z[i] - Double(m[row + i])
+                    s += d * d
+                }
+                best = min(best, s)
+            }
+        }
+        return Float(best)
+    }
+
+    /// A fingerprint of the statistics, for the model version.
+    var fingerprint: String {
+        let w = whitening.withUnsafeBytes { Fingerprint.of($0) }, m = means.withUnsafeBytes { Fingerprint.of($0) }
+        return "\(feature.rawValue):\(String(w, radix: 16)):\(String(m, radix: 16)):\(threshold)"
+    }
+}
