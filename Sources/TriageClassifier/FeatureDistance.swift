@@ -88,32 +88,51 @@ public struct FeatureDistance: Sendable, Equatable {
         }
     }
 
-    /// min over the classes of ‖W·x − m_c‖², accumulated in Double.
+    /// min over the classes of ‖W·x − m_c‖². Eight float lanes per step: it runs on every
+    /// query, and the scalar Double loop it replaces (147,456 multiply-adds) cost ~0.2 ms,
+    /// a tenth of a short INT8 query; the lanes keep the relative error near 1e-6.
     public func distance(_ x: ArraySlice<Float>) -> Float {
         precondition(x.count == dim, "feature of \(x.count) values, statistics of \(dim)")
-        let xs = x.map(Double.init)
-        var z = [Double](repeating: 0, count: dim)
+        let xs = Array(x)
+        var z = [Float](repeating: 0, count: dim)
+        @inline(__always) func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+            var acc = SIMD8<Float>()
+            var j = 0
+            while j + 8 <= n {
+                let u = UnsafeRawPointer(a + j).loadUnaligned(as: SIMD8<Float>.self)
+                let v = UnsafeRawPointer(b + j).loadUnaligned(as: SIMD8<Float>.self)
+                acc += u * v
+                j += 8
+            }
+            var s = acc.sum()
+            while j < n { s += a[j] * b[j]; j += 1 }
+            return s
+        }
         whitening.withUnsafeBufferPointer { w in
-            for i in 0..<dim {
-                var s = 0.0
-                let row = i * dim
-                for j in 0..<dim { s += Double(w[row + j]) * xs[j] }
-                z[i] = s
+            xs.withUnsafeBufferPointer { xp in
+                for i in 0..<dim { z[i] = dot(w.baseAddress! + i * dim, xp.baseAddress!, dim) }
             }
         }
-        var best = Double.infinity
+        var best = Float.infinity
         means.withUnsafeBufferPointer { m in
-            for c in 0..<classes {
-                var s = 0.0
-                let row = c * dim
-                for i in 0..<dim {
-                    let d = z[i] - Double(m[row + i])
-                    s += d * d
+            z.withUnsafeBufferPointer { zp in
+                for c in 0..<classes {
+                    let row = m.baseAddress! + c * dim
+                    var acc = SIMD8<Float>()
+                    var i = 0
+                    while i + 8 <= dim {
+                        let d = UnsafeRawPointer(zp.baseAddress! + i).loadUnaligned(as: SIMD8<Float>.self)
+                            - UnsafeRawPointer(row + i).loadUnaligned(as: SIMD8<Float>.self)
+                        acc += d * d
+                        i += 8
+                    }
+                    var s = acc.sum()
+                    while i < dim { let d = zp[i] - row[i]; s += d * d; i += 1 }
+                    best = min(best, s)
                 }
-                best = min(best, s)
             }
         }
-        return Float(best)
+        return best
     }
 
     /// A fingerprint of the statistics, for the model version.
