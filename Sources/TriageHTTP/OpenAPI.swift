@@ -91,6 +91,7 @@ public enum OpenAPIDocument {
              "Classification": {"type": "object", "required": ["text", "label", "confidence", "out_of_scope", "fine_label", "oos_score", "probs", "logits", "tokens"], "properties": {
                "text": {"type": "string"}, "label": {"type": "string"}, "confidence": {"type": "number"},
                "out_of_scope": {"type": "boolean"}, "fine_label": {"type": "string"}, "oos_score": {"type": "number"},
+               "oos_distance": {"type": "number", "description": "Feature distance to the nearest in-scope intent; only for a model whose triage.json has oos_distance."},
                "probs": {"type": "object", "additionalProperties": {"type": "number"}},
                "logits": {"type": "array", "items": {"type": "number"}}, "tokens": {"type": "integer"}}},
              "ClassifyResponse": {"type": "array", "items": {"$ref": "#/components/schemas/Classification"}},

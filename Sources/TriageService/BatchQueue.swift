@@ -43,17 +43,17 @@ public final class BatchQueue: @unchecked Sendable {
         let sequences: [[Int32]]
         let admitted: Double
         let deadline: Double
-        var logits: [[Float]?]
+        var results: [Classification?]
         var remaining: Int
         var timing = BatchTiming()
         var started = false
         var failed = false
-        let completion: @Sendable (Result<([[Float]], BatchTiming), ServiceError>) -> Void
+        let completion: @Sendable (Result<([Classification], BatchTiming), ServiceError>) -> Void
         init(classifier: Classifier, sequences: [[Int32]], admitted: Double, deadline: Double,
-             completion: @escaping @Sendable (Result<([[Float]], BatchTiming), ServiceError>) -> Void) {
+             completion: @escaping @Sendable (Result<([Classification], BatchTiming), ServiceError>) -> Void) {
             self.classifier = classifier; self.sequences = sequences; self.admitted = admitted; self.deadline = deadline
             self.completion = completion
-            logits = Array(repeating: nil, count: sequences.count)
+            results = Array(repeating: nil, count: sequences.count)
             remaining = sequences.count
         }
     }
@@ -82,10 +82,10 @@ public final class BatchQueue: @unchecked Sendable {
     public var waiting: Int { lock.withLock { pending.count - head } }
 
     /// Queues `sequences` (token ids, [CLS] … [SEP]) for `classifier`; `completion` runs on
-    /// the worker thread with their logits in order. Throws `overloaded` at once when the
+    /// the worker thread with their classifications in order. Throws `overloaded` at once when the
     /// admission limit would be passed, `unavailable` once stopped.
     public func submit(classifier: Classifier, sequences: [[Int32]],
-                       completion: @escaping @Sendable (Result<([[Float]], BatchTiming), ServiceError>) -> Void) throws(ServiceError) {
+                       completion: @escaping @Sendable (Result<([Classification], BatchTiming), ServiceError>) -> Void) throws(ServiceError) {
         let now = Clock.seconds()
         let job = Job(classifier: classifier, sequences: sequences, admitted: now,
                       deadline: limits.requestTimeout > 0 ? now + limits.requestTimeout : .infinity, completion: completion)
@@ -104,8 +104,8 @@ public final class BatchQueue: @unchecked Sendable {
     }
 
     /// The async form of `submit`.
-    public func classify(classifier: Classifier, sequences: [[Int32]]) async throws(ServiceError) -> ([[Float]], BatchTiming) {
-        let result: Result<([[Float]], BatchTiming), ServiceError> = await withCheckedContinuation { continuation in
+    public func classify(classifier: Classifier, sequences: [[Int32]]) async throws(ServiceError) -> ([Classification], BatchTiming) {
+        let result: Result<([Classification], BatchTiming), ServiceError> = await withCheckedContinuation { continuation in
             do throws(ServiceError) {
                 try submit(classifier: classifier, sequences: sequences) { continuation.resume(returning: $0) }
             } catch {
@@ -187,6 +187,14 @@ public final class BatchQueue: @unchecked Sendable {
         } catch {
             result = .failure(ServiceError(.internal, "inference failed: \(error)"))
         }
+        // Each row's decision needs more of the pass than its logits (the feature distance
+        // reads the head's input), so it is made here, while the output is at hand.
+        let decided: [Classification]? = (try? result.get()).map { output in
+            batch.indices.map { row in
+                classifier.decide(logits: Array(output.logits(row)), tokenCount: lengths[row],
+                                  distance: classifier.distance(output, row))
+            }
+        }
         let seconds = Clock.seconds() - start
         batchObserver.withLock { $0 }?(batch.count, tokens.count)
         var finished: [Job] = []
@@ -197,10 +205,7 @@ public final class BatchQueue: @unchecked Sendable {
                 if !job.started { job.started = true; job.timing.queueSeconds = start - job.admitted }
                 // Every forward pass that carried some of its sequences counts once.
                 if timed.insert(ObjectIdentifier(job)).inserted { job.timing.inferenceSeconds += seconds }
-                switch result {
-                case .success(let output): job.logits[e.index] = Array(output.logits(row))
-                case .failure: job.failed = true
-                }
+                if let decided { job.results[e.index] = decided[row] } else { job.failed = true }
                 job.remaining -= 1
                 admitted -= 1
                 if job.remaining == 0 { finished.append(job) }
@@ -229,6 +234,6 @@ public final class BatchQueue: @unchecked Sendable {
     }
 
     private func finish(_ job: Job) {
-        job.completion(.success((job.logits.map { $0 ?? [] }, job.timing)))
+        job.completion(.success((job.results.map { $0! }, job.timing)))
     }
 }

@@ -124,8 +124,7 @@ public final class EdgeService: Sendable {
         let start = Clock.seconds()
         let sequences = try encode(inputs, classifier: engine.classifier, truncate: truncate)
         let tokenized = Clock.seconds() - start
-        let (logits, timing) = try await queue.classify(classifier: engine.classifier, sequences: sequences)
-        let results = zip(logits, sequences).map { engine.classifier.decide(logits: $0, tokenCount: $1.count) }
+        let (results, timing) = try await queue.classify(classifier: engine.classifier, sequences: sequences)
         return ClassifiedBatch(engine: engine, results: results, tokenizeSeconds: tokenized, timing: timing)
     }
 
@@ -138,16 +137,15 @@ public final class EdgeService: Sendable {
         // The cascade truncates silently, as `triage ask` does.
         let sequences = try encode([.single(query)], classifier: engine.classifier, truncate: true)
         let tokenized = Clock.seconds() - start
-        let (logits, timing) = try await queue.classify(classifier: engine.classifier, sequences: sequences)
-        let edge = engine.classifier.decide(logits: logits[0], tokenCount: sequences[0].count)
+        let (edges, timing) = try await queue.classify(classifier: engine.classifier, sequences: sequences)
+        let edge = edges[0]
         var candidateEdge: (Classification, Double)? = nil
         if let candidate = engine.candidate {
             // The candidate goes through the same queue (its own batches) as the primary.
             let c = candidate.classifier
             let ids = try encode([.single(query)], classifier: c, truncate: true)
-            let (candidateLogits, candidateTiming) = try await queue.classify(classifier: c, sequences: ids)
-            candidateEdge = (c.decide(logits: candidateLogits[0], tokenCount: ids[0].count),
-                             (candidateTiming.queueSeconds + candidateTiming.inferenceSeconds) * 1e3)
+            let (candidateEdges, candidateTiming) = try await queue.classify(classifier: c, sequences: ids)
+            candidateEdge = (candidateEdges[0], (candidateTiming.queueSeconds + candidateTiming.inferenceSeconds) * 1e3)
         }
         let cascade = offline ? engine.offlineCascade : engine.cascade
         let found = candidateEdge
