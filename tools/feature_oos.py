@@ -67,7 +67,7 @@ import transformers  # noqa: E402
 from transformers import AutoTokenizer, DistilBertForSequenceClassification  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_model import OOS, OUT_OF_DOMAIN, load_jsonl, normalise_text, select_out_of_domain  # noqa: E402
+from build_model import OOS, OUT_OF_DOMAIN, load_jsonl, normalise_text, select_out_of_domain, sha256_file  # noqa: E402
 
 transformers.logging.set_verbosity_error()
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -139,14 +139,6 @@ def extract(model, tokenizer, texts: list[str], batch_size: int = 64) -> dict[st
         out["mean"][idx] = mean.numpy()
         out["logits"][idx] = model.classifier(pre).numpy()
     return out
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- scores
