@@ -36,24 +36,16 @@ struct Ask: ParsableCommand {
     var offline = false
     @Flag(help: "Shadow mode: send every query to the cloud and record the edge's decision beside it.") var shadow = false
     @Option(help: ArgumentHelp("Config file (JSON).", valueName: "FILE")) var config: String?
-    @Option(help: ArgumentHelp("Decision record (SQLite) to write.", valueName: "FILE")) var db: String?
-    @Flag(help: "Keep the query text in the record (default: a salted hash only).") var recordText = false
-    @Flag(help: "Do not record decisions.") var recordOff = false
+    @OptionGroup var recordOptions: RecordOptions
     @Option(help: ArgumentHelp("Earlier turns of the conversation: a JSON array of {\"role\", \"content\"}; the last ones go to the cloud with each query and into the cache key.", valueName: "FILE"))
     var history: String?
-    @Option(help: ArgumentHelp("A candidate edge model run beside the primary (default: the config's candidate.model).", valueName: "DIR"))
-    var candidate: String?
-    @Option(help: ArgumentHelp("Share of queries the candidate answers, by a stable hash of the text; 0 = shadow (default: candidate.share).", valueName: "X"))
-    var candidateShare: Double?
     @Flag(help: "Standard input is JSON lines, one {\"query\", \"history\"?} per line (a conversation per line).")
     var inputJsonl = false
     @Argument(help: "Queries; without any, one per line on standard input.") var queries: [String] = []
 
     func validate() throws {
         if offline && shadow { throw ValidationError("--offline and --shadow exclude each other: shadow mode needs the cloud") }
-        if recordOff && (db != nil || recordText) { throw ValidationError("--record-off cannot be combined with --db or --record-text") }
         if inputJsonl && !queries.isEmpty { throw ValidationError("--input-jsonl reads standard input: give no queries as arguments") }
-        if let x = candidateShare, !(0...1).contains(x) { throw ValidationError("--candidate-share must be between 0 and 1") }
         if inputJsonl && history != nil { throw ValidationError("--input-jsonl carries each line's own history: drop --history") }
     }
 
@@ -71,11 +63,7 @@ struct Ask: ParsableCommand {
                                           classifier: runtimeOptions.classifierOptions, configPath: config)
             settings.offline = offline
             settings.shadow = shadow
-            settings.recordText = recordText
-            settings.recordOff = recordOff
-            settings.recordPath = db
-            settings.candidateModel = candidate
-            settings.candidateShare = candidateShare
+            recordOptions.apply(to: &settings)
             let cascade = try Engine.load(settings).cascade
             if shadow, let why = cascade.cloudUnavailableReason {
                 throw CLIError("shadow mode needs the cloud tier: \(why)")

@@ -40,13 +40,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds to finish accepted requests after SIGTERM/SIGINT.") var shutdownTimeout = 30.0
     @Option(help: "Threads for /v1/ask's blocking cloud calls.") var cloudThreads = 8
     @Flag(help: "Log one JSON object per line (default: plain text), on standard error.") var jsonLogs = false
-    @Option(help: ArgumentHelp("Decision record (SQLite) to write.", valueName: "FILE")) var db: String?
-    @Flag(help: "Keep the query text in the record (default: a salted hash only).") var recordText = false
-    @Flag(help: "Do not record decisions.") var recordOff = false
-    @Option(help: ArgumentHelp("A candidate edge model beside the primary (default: the config's candidate.model).", valueName: "DIR"))
-    var candidate: String?
-    @Option(help: ArgumentHelp("Share of queries the candidate answers; 0 = shadow (default: candidate.share).", valueName: "X"))
-    var candidateShare: Double?
+    @OptionGroup var recordOptions: RecordOptions
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
@@ -56,8 +50,6 @@ struct Serve: AsyncParsableCommand {
         guard payloadLimit >= 1 else { throw ValidationError("--payload-limit must be at least 1 byte") }
         guard requestTimeout >= 0, shutdownTimeout >= 0 else { throw ValidationError("timeouts cannot be negative") }
         guard (1...256).contains(cloudThreads) else { throw ValidationError("--cloud-threads must be between 1 and 256") }
-        if recordOff && (db != nil || recordText) { throw ValidationError("--record-off cannot be combined with --db or --record-text") }
-        if let x = candidateShare, !(0...1).contains(x) { throw ValidationError("--candidate-share must be between 0 and 1") }
     }
 
     func run() async throws {
@@ -75,11 +67,7 @@ struct Serve: AsyncParsableCommand {
         do {
             var settings = EngineSettings(modelDirectory: try modelOptions.resolve(),
                                           classifier: runtimeOptions.classifierOptions, configPath: config)
-            settings.recordText = recordText
-            settings.recordOff = recordOff
-            settings.recordPath = db
-            settings.candidateModel = candidate
-            settings.candidateShare = candidateShare
+            recordOptions.apply(to: &settings)
             let engine = try Engine.load(settings, warn: { logger.warning("\($0)") })
             // With record.postgres set, the record ships to the fleet database for as long as
             // the server runs (an answer never waits on it).
