@@ -8,6 +8,7 @@ import TriageKernelSelect
     static let shapes: [(m: Int, k: Int, n: Int)] = [
         (1, 1, 1), (1, 3, 17), (2, 4, 16), (3, 5, 33), (4, 64, 64), (5, 37, 65), (7, 100, 130),
         (9, 384, 51), (13, 129, 200), (17, 72, 216), (4, 3072, 20),
+        (31, 40, 24), (50, 20, 16), // past the AVX2 kernel's 24-row chunks
     ]
 
     @Test(arguments: KernelSelection.available().map(\.name))
