@@ -32,9 +32,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ]),
     targets: [
-        // System libraries: the only two things an edge box needs besides the binary.
-        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
-                       providers: [.apt(["libopenblas-dev"])]),
+        // System libraries. An edge box needs only two besides the binary, OpenBLAS (for FP32)
+        // and libcurl (for the cloud tier); both are loaded with dlopen when first used.
         .systemLibrary(name: "CCurl", path: "Sources/CCurl",
                        providers: [.apt(["libcurl4-openssl-dev"])]),
         // SQLite is linked statically from libsqlite3-dev's archive (see its module map).
@@ -44,7 +43,7 @@ let package = Package(
         .target(name: "TriageJSON"),
         .target(name: "TriageTokenizer", dependencies: ["TriageJSON", "TriageSystem"]),
         .target(name: "TriageTensors", dependencies: ["TriageJSON", "TriageSystem"]),
-        .target(name: "TriageKernels", dependencies: ["CBLAS", "TriageSystem"]),
+        .target(name: "TriageKernels", dependencies: ["TriageSystem"]),
         // One module per instruction set, each compiled for its CPU level and called only
         // when the running CPU reports it: the same binary runs on any x86-64.
         .target(name: "TriageKernelsSSE4", dependencies: ["TriageKernels"],

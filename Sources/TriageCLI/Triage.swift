@@ -18,6 +18,31 @@ struct Triage: AsyncParsableCommand {
             64 for a usage error.
             """,
         subcommands: [Classify.self, Ask.self] + serveCommands + [ReportCommand.self, ReviewCommand.self, Sync.self, Eval.self, Tune.self, Tokenize.self, Quantize.self, Bench.self])
+
+    /// The commands a box runs once per query, parsed on their own. Parsing from the root,
+    /// ArgumentParser reflects over every subcommand's arguments first (checking for a
+    /// completion-script request, building each argument set through `Mirror`): ~20 M of the
+    /// ~82 M instructions of a one-query `triage classify --int8` (callgrind). Whatever does
+    /// not parse and run cleanly this way — `--help`, a usage error, a validation error —
+    /// is handed to the normal path, which parses again from the root, so messages, usage
+    /// lines and exit codes are the same as before.
+    static let directCommands: [String: any ParsableCommand.Type] = ["classify": Classify.self, "ask": Ask.self]
+
+    static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if let name = arguments.first, let type = directCommands[name],
+           var command = try? type.parse(Array(arguments.dropFirst())) {
+            do {
+                try command.run()
+                return
+            } catch let exit as ExitCode {
+                Self.exit(withError: exit)
+            } catch {
+                // A validation error found while running (no input): reported the normal way.
+            }
+        }
+        await main(nil)
+    }
 }
 
 #if TRIAGE_SERVE

@@ -8,7 +8,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CBLAS
 
 public typealias FloatVector = SIMD16<Float>
 
@@ -39,6 +38,7 @@ public enum FloatKernels {
         let lo = blocks.lowerBound * bw
         let hi = min(n, blocks.upperBound * bw)
         for r in 0..<m { (y + r * ldy + lo).update(from: bias + lo, count: hi - lo) }
+        let sgemm = OpenBLAS.forKernels.sgemm
         for r0 in stride(from: 0, to: m, by: rowBlock) {
             let rows = min(rowBlock, m - r0)
             let parts = min(max(1, (rows * bw * k + smallProduct - 1) / smallProduct), max(1, k / 16))
@@ -48,7 +48,7 @@ public enum FloatKernels {
                     // Part boundaries on multiples of 16 floats (whole cache lines of x).
                     let k0 = part == 0 ? 0 : (k * part / parts) & ~15
                     let k1 = part == parts - 1 ? k : (k * (part + 1) / parts) & ~15
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(width), Int32(k1 - k0),
+                    sgemm(OpenBLAS.rowMajor, OpenBLAS.noTranspose, OpenBLAS.noTranspose, Int32(rows), Int32(width), Int32(k1 - k0),
                                 1, x + r0 * k + k0, Int32(k), panel + k0 * width, Int32(width),
                                 1, y + r0 * ldy + c0, Int32(ldy))
                 }
@@ -492,6 +492,7 @@ public func cblas_sgemm_rowmajor(m: Int, n: Int, k: Int, alpha: Float,
                                  c: UnsafeMutablePointer<Float>, ldc: Int)
 {
     if m == 0 || n == 0 { return }
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+    OpenBLAS.forKernels.sgemm(OpenBLAS.rowMajor, transA ? OpenBLAS.transpose : OpenBLAS.noTranspose,
+                              transB ? OpenBLAS.transpose : OpenBLAS.noTranspose,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), 0, c, Int32(ldc))
 }

@@ -282,6 +282,12 @@ public final class DistilBertWeights: @unchecked Sendable {
         }
         self.layers = layers
         head = hasHead ? ClassifierHead(preClassifier: linear(["pre_classifier"]), classifier: linear(["classifier"])) : nil
+        // FP32 products go through OpenBLAS, loaded on first use: a box without it learns so
+        // here, when the model loads, not in the middle of a forward pass.
+        let linears = layers.flatMap { [$0.qkv, $0.outLin, $0.lin1, $0.lin2] } + (head.map { [$0.preClassifier, $0.classifier] } ?? [])
+        if linears.contains(where: { !$0.isInt8 }) {
+            do { _ = try OpenBLAS.require() } catch { throw ModelError("\(error) (an FP32 model needs it; an INT8 one does not)") }
+        }
     }
 
     /// True when the encoder's linear layers are int8.

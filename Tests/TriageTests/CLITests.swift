@@ -183,9 +183,10 @@ import TriageTestSupport
         #expect(!r.stdout.contains("sk-secret-123") && !r.stderr.contains("sk-secret-123"))
     }
 
-    /// libcurl is loaded on the first cloud request, not linked: a one-query classify loads
-    /// none of its ~30 libraries, and a box without libcurl still classifies.
-    @Test func theBinaryDoesNotLinkLibcurl() throws {
+    /// libcurl is loaded on the first cloud request and OpenBLAS when an FP32 model loads,
+    /// neither linked: a one-query classify loads none of libcurl's ~30 libraries, an INT8
+    /// one not OpenBLAS either, and a box without them still classifies.
+    @Test func theBinaryLinksNeitherLibcurlNorOpenBLAS() throws {
         let ldd = Process()
         ldd.executableURL = URL(fileURLWithPath: "/usr/bin/ldd")
         ldd.arguments = [Paths.triage]
@@ -194,8 +195,25 @@ import TriageTestSupport
         try ldd.run()
         let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         ldd.waitUntilExit()
-        #expect(out.contains("libopenblas"), "\(out)")
+        #expect(out.contains("libc.so"), "\(out)")
+        #expect(!out.contains("libopenblas"), "\(out)")
         #expect(!out.contains("libcurl"), "\(out)")
+    }
+
+    /// Without OpenBLAS (TRIAGE_OPENBLAS names a library that is not there) the INT8 model
+    /// classifies as before, and the FP32 one refuses to load with the reason, exit 1.
+    @Test func anInt8ModelNeedsNoOpenBLASAndAnFP32OneSaysWhatIsMissing() throws {
+        let query = "I still have not received my new card"
+        let missing = ["TRIAGE_OPENBLAS": "/nonexistent/libopenblas.so.0"]
+        let int8 = try runTriage(["classify", "--json", "--int8", "--model", Paths.shippedModel + "-int8", query], environment: missing)
+        let reference = try runTriage(["classify", "--json", "--int8", "--model", Paths.shippedModel + "-int8", query])
+        #expect(int8.status == 0, "\(int8.stderr)")
+        #expect(int8.stdout == reference.stdout && !int8.stdout.isEmpty)
+        let fp32 = try runTriage(["classify", "--json", "--model", Paths.shippedModel, query], environment: missing)
+        #expect(fp32.status == 1)
+        #expect(fp32.stderr.contains("OpenBLAS could not be loaded") && fp32.stderr.contains("/nonexistent/libopenblas.so.0"),
+                "\(fp32.stderr)")
+        #expect(fp32.stdout.isEmpty)
     }
 
     /// The response cache is a file: a second `triage ask` process gets the answer the first
