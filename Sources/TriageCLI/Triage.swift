@@ -30,6 +30,17 @@ struct Triage: AsyncParsableCommand {
 
     static func main() async {
         let arguments = Array(CommandLine.arguments.dropFirst())
+        // The one-query edge invocation: not even `Classify`'s own reflection (see ClassifyJob).
+        if arguments.first == "classify", let job = ClassifyJob(plainArguments: Array(arguments.dropFirst())) {
+            do {
+                try job.run()
+                return
+            } catch let exit as ExitCode {
+                Self.exit(withError: exit)
+            } catch {
+                // A validation error found while running (no input): reported the normal way.
+            }
+        }
         if let name = arguments.first, let type = directCommands[name],
            var command = try? type.parse(Array(arguments.dropFirst())) {
             do {
@@ -59,7 +70,9 @@ struct ModelOptions: ParsableArguments {
 
     /// --model, else $TRIAGE_MODEL, else the shipped model next to the working directory or
     /// the executable (an installed binary or one under .build/).
-    func resolve() throws -> String {
+    func resolve() throws -> String { try Self.resolve(model) }
+
+    static func resolve(_ model: String?) throws -> String {
         if let model { return model }
         if let env = Environment.get("TRIAGE_MODEL"), !env.isEmpty { return env }
         var candidates = ["weights/banking77"]
@@ -83,7 +96,9 @@ struct RuntimeOptions: ParsableArguments {
         if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be between 1 and 256") }
     }
 
-    var classifierOptions: Classifier.Options {
+    var classifierOptions: Classifier.Options { Self.classifierOptions(int8: int8, threads: threads) }
+
+    static func classifierOptions(int8: Bool, threads: Int?) -> Classifier.Options {
         Classifier.Options(threads: threads ?? Runtime.defaultThreads, int8: int8)
     }
 }

@@ -200,6 +200,34 @@ import TriageTestSupport
         #expect(!out.contains("libcurl"), "\(out)")
     }
 
+    /// `classify`'s everyday arguments are read without ArgumentParser; the same request
+    /// spelled in a form only ArgumentParser reads (`--opt=value`) must print the same bytes,
+    /// and what ArgumentParser rejects is still rejected by it, with its message and exit 64.
+    @Test func classifyReadsTheSameWithAndWithoutArgumentParser() throws {
+        let model = Paths.shippedModel + "-int8"
+        let texts = ["I still have not received my new card", "--", "-5 degrees in Oslo?"]
+        let plain = try runTriage(["classify", "--json", "--int8", "--threads", "1", "--model", model, "--batch-size", "2"] + texts)
+        let parsed = try runTriage(["classify", "--json", "--int8", "--threads=1", "--model=\(model)", "--batch-size=2"] + texts)
+        #expect(plain.status == 0 && parsed.status == 0, "\(plain.stderr) \(parsed.stderr)")
+        #expect(plain.stdout.split(separator: "\n").count == 2)
+        #expect(plain.stdout.contains("-5 degrees in Oslo?"))
+        #expect(plain.stdout == parsed.stdout)
+        let table = try runTriage(["classify", "--int8", "--model", model, "I want a refund"])
+        let tableParsed = try runTriage(["classify", "--int8", "--model=\(model)", "I want a refund"])
+        #expect(table.status == 0 && table.stdout == tableParsed.stdout && table.stdout.hasPrefix("LABEL"))
+        for bad in [["--threads", "0"], ["--batch-size", "0"], ["--no-such-flag"], ["--threads", "x"]] {
+            let r = try runTriage(["classify", "--model", model] + bad + ["hello"])
+            #expect(r.status == 64, "\(bad): \(r.status) \(r.stderr)")
+            let message = bad[0] == "--threads" && bad[1] == "x" ? "The value 'x' is invalid" : "Usage: triage classify"
+            #expect(r.stderr.contains(message) && r.stdout.isEmpty, "\(bad): \(r.stderr)")
+        }
+        // A repeated flag is not read by the fast path; ArgumentParser accepts it.
+        let twice = try runTriage(["classify", "--int8", "--int8", "--model", model, "I want a refund"])
+        #expect(twice.status == 0 && twice.stdout == table.stdout)
+        let noInput = try runTriage(["classify", "--model", model], stdin: "")
+        #expect(noInput.status == 64 && noInput.stderr.contains("no input"))
+    }
+
     /// Without OpenBLAS (TRIAGE_OPENBLAS names a library that is not there) the INT8 model
     /// classifies as before, and the FP32 one refuses to load with the reason, exit 1.
     @Test func anInt8ModelNeedsNoOpenBLASAndAnFP32OneSaysWhatIsMissing() throws {
