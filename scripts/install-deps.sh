@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system libraries triage builds against, only if they are missing.
-# Debian/Ubuntu: libopenblas-dev (FP32 matrix products), libcurl4-openssl-dev (cloud tier),
+# Debian/Ubuntu: libopenblas-dev (FP32 matrix products; the binary loads it when an FP32 model loads),
+# libcurl4-openssl-dev (cloud tier; loaded on the first cloud request),
 # libsqlite3-dev (decision record), pkg-config. With --test, also what only the tests use:
 # qemu-user, which runs the binary on emulated CPUs without AVX-512 or AVX; postgresql, the
 # fleet database the fleet tests start a throwaway cluster of (scripts/with-postgres.sh);
