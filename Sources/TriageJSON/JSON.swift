@@ -205,6 +205,16 @@ struct JSONParser {
             guard pos < bytes.count else { throw error("unterminated string") }
             let c = bytes[pos]
             if c == UInt8(ascii: "\"") {
+                if out.isEmpty {
+                    // No escape: the String straight from the input's bytes, one copy (most
+                    // strings: a model's header has hundreds of keys and names).
+                    let slice = UnsafeRawBufferPointer(rebasing: bytes[start..<pos])
+                    pos += 1
+                    guard let s = String(validating: slice.assumingMemoryBound(to: UInt8.self), as: UTF8.self) else {
+                        throw error("string is not valid UTF-8")
+                    }
+                    return s
+                }
                 out.append(contentsOf: bytes[start..<pos])
                 pos += 1
                 break
