@@ -146,8 +146,9 @@ struct Tune: ParsableCommand {
             let isOOS = { (l: String) in classifier.calibration.isOutOfScope(l) || !classifier.labels.contains(l) }
             let points = labelled.map { RecordTuning.point($0, gold: $0.goldLabel!, maxComplexity: policy.maxComplexity, isOutOfScope: isOOS) }
             let all = try store.decisions(since: start).filter { $0.modelVersion == version }
-            let t = RecordTuning(points: points, all: all, current: policy.minConfidence, maxComplexity: policy.maxComplexity,
-                                 maxEdgeError: budget)
+            let (weights, strata) = RecordTuning.stratumWeights(items: labelled, all: all)
+            let t = RecordTuning(points: points, weights: weights, all: all, current: policy.minConfidence,
+                                 maxComplexity: policy.maxComplexity, maxEdgeError: budget)
             var written: [String] = []
             if !dryRun && t.proposed != t.current {
                 let routing = TunedRouting(minConfidence: t.proposed, answerBand: max(policy.answerBand, t.proposed),
@@ -165,14 +166,19 @@ struct Tune: ParsableCommand {
                     ("proposed_min_confidence", .number(t.proposed)), ("within_budget", .bool(t.withinBudget)),
                     ("edge_error_before", opt(t.errorBefore)), ("edge_error_after", opt(t.errorAfter)),
                     ("edge_share_before", .number(t.edgeShareBefore)), ("edge_share_after", .number(t.edgeShareAfter)),
-                    ("cost_change_usd", .number(t.costChangeUSD)), ("written", .array(written.map { .string($0) })),
+                    ("cost_change_usd", .number(t.costChangeUSD)),
+                    ("strata", .array(strata.map { .object([("reason", .string($0.reason.rawValue)), ("decisions", .int($0.decisions)),
+                                                              ("labelled", .int($0.labelled)), ("weight", .number($0.weight))]) })),
+                    ("written", .array(written.map { .string($0) })),
                 ]).serialized + "\n")
             } else {
                 func pct(_ x: Double?) -> String { x.map { fixed($0 * 100, 2) + " %" } ?? "n/a" }
                 var text = "\(t.labelled) labelled decisions of \(version); edge error budget \(pct(budget))\n"
                 text += "min_confidence  \(fixed(t.current, 3)) → \(fixed(t.proposed, 3))"
                     + (t.withinBudget ? "" : "  (still over budget: the most one run may move it is ±0.05; run again after more labels)") + "\n"
-                text += "edge error on the labels  \(pct(t.errorBefore)) → \(pct(t.errorAfter))\n"
+                text += "edge error on the labels, weighted by review stratum  \(pct(t.errorBefore)) → \(pct(t.errorAfter))\n"
+                text += "  " + strata.map { "\(String($0.reason.rawValue.map { $0 == "_" ? " " : $0 })): \($0.labelled) of \($0.decisions) labelled, weight \(fixed($0.weight, 1))" }
+                    .joined(separator: "; ") + "\n"
                 text += "edge share of \(t.decisions) decisions  \(pct(t.edgeShareBefore)) → \(pct(t.edgeShareAfter))\n"
                 text += "cloud cost over the window  \(t.costChangeUSD >= 0 ? "+" : "−")$\(fixed(abs(t.costChangeUSD), 4))\n"
                 text += written.isEmpty ? (dryRun || t.proposed == t.current ? "nothing written\n" : "") : "wrote " + written.joined(separator: ", ") + "\n"

@@ -178,15 +178,10 @@ public final class Cascade: Sendable {
     /// of the plain edge answers and of the small tier's answers so that their accuracy is
     /// measured too.
     func reviewReason(_ d: Decision) -> ReviewReason? {
-        if d.route == .edge && d.reason == "cloud_unavailable" { return .fallback }
-        if d.route == .edge && d.review { return .reviewBand }
-        if d.reason == "low_answer_confidence" && d.route == .large { return .doubtfulAnswer }
+        guard let stratum = ReviewReason.stratum(of: d) else { return nil }
+        if stratum != .sample { return stratum }
         // Plain edge answers and small-tier answers: a random share measures each without bias.
-        if (d.route == .edge || d.route == .small) && !d.cached && options.reviewSampleRate > 0
-            && options.random() < options.reviewSampleRate {
-            return .sample
-        }
-        return nil
+        return options.reviewSampleRate > 0 && options.random() < options.reviewSampleRate ? .sample : nil
     }
 
     /// No cloud at all: the edge answer if it has one, else a plain "needs the cloud tier".

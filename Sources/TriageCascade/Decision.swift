@@ -109,6 +109,17 @@ public enum ReviewReason: String, Sendable, CaseIterable {
     case doubtfulAnswer = "doubtful_answer"
     /// A random sample of the plain, confident edge answers: the unbiased part of the estimate.
     case sample
+
+    /// The review stratum `d` belongs to: why it is queued — every decision of the first three
+    /// kinds is — or, for `.sample`, the population the random sample is drawn from (plain
+    /// edge answers and small-tier answers not served from the cache). Nil: never queued.
+    public static func stratum(of d: Decision) -> ReviewReason? {
+        if d.route == .edge && d.reason == "cloud_unavailable" { return .fallback }
+        if d.route == .edge && d.review { return .reviewBand }
+        if d.reason == "low_answer_confidence" && d.route == .large { return .doubtfulAnswer }
+        if (d.route == .edge || d.route == .small) && !d.cached { return .sample }
+        return nil
+    }
 }
 
 public struct Decision: Sendable, Equatable {

@@ -8,8 +8,10 @@ import TriageClassifier
 /// small or odd batch of labels cannot swing routing far.
 ///
 /// The labelled decisions over-represent the review band (every one is queued, against a
-/// sample of the rest), which makes the error estimate above a threshold pessimistic: the
-/// proposal errs towards escalating.
+/// random sample of the plain answers), so each label counts for the decisions of its review
+/// stratum that it stands for (`stratumWeights`): averaged as they come, the labels made the
+/// edge look several times as wrong as it was and the proposal tighten a threshold that was
+/// inside its budget.
 public struct RecordTuning: Sendable, Equatable {
     public var current: Double
     public var proposed: Double
@@ -38,14 +40,44 @@ public struct RecordTuning: Sendable, Equatable {
         !d.outOfScope && d.confidence >= t && d.complexity.total <= maxComplexity
     }
 
-    public init(points: [TunePoint], all: [Decision], current: Double, maxComplexity: Double, maxEdgeError: Double,
-                maxStep: Double = 0.05) {
+    /// One review stratum of the window: its decisions, and how many of them were labelled.
+    public struct Stratum: Sendable, Equatable {
+        public var reason: ReviewReason
+        public var decisions: Int
+        public var labelled: Int
+        /// The decisions each label stands for.
+        public var weight: Double { labelled > 0 ? max(1, Double(decisions) / Double(labelled)) : 1 }
+    }
+
+    /// The review strata of `all` (every decision of the window) and of the labelled `items`,
+    /// and each item's weight: the decisions of its stratum over the labels of that stratum.
+    /// A review-band answer is always queued, so its label stands for itself; a sampled plain
+    /// answer, queued at `review.sample_rate`, stands for about 1 / rate of them.
+    public static func stratumWeights(items: [QueuedDecision], all: [Decision]) -> (weights: [Double], strata: [Stratum]) {
+        var decisions: [ReviewReason: Int] = [:], labelled: [ReviewReason: Int] = [:]
+        for d in all { if let s = ReviewReason.stratum(of: d) { decisions[s, default: 0] += 1 } }
+        for item in items { labelled[item.reviewReason, default: 0] += 1 }
+        let strata = ReviewReason.allCases.map { Stratum(reason: $0, decisions: decisions[$0] ?? 0, labelled: labelled[$0] ?? 0) }
+        let weight = Dictionary(uniqueKeysWithValues: strata.map { ($0.reason, $0.weight) })
+        return (items.map { weight[$0.reviewReason] ?? 1 }, strata.filter { $0.decisions > 0 || $0.labelled > 0 })
+    }
+
+    /// `weights` (one per point; all 1 when nil) say how many decisions each label stands for.
+    public init(points: [TunePoint], weights: [Double]? = nil, all: [Decision], current: Double, maxComplexity: Double,
+                maxEdgeError: Double, maxStep: Double = 0.05) {
+        precondition(weights == nil || weights!.count == points.count)
         self.current = current
         labelled = points.count
         decisions = all.count
+        let weights = weights ?? Array(repeating: 1, count: points.count)
         func error(_ t: Double) -> Double? {
-            let o = RoutingTuner.outcome(points, EdgeCut(minConfidence: t, maxOutOfScopeScore: 1))
-            return o.answered > 0 ? o.edgeError : nil
+            let cut = EdgeCut(minConfidence: t, maxOutOfScopeScore: 1)
+            var answered = 0.0, wrong = 0.0
+            for (p, w) in zip(points, weights) where cut.answers(p) {
+                answered += w
+                if !p.correct { wrong += w }
+            }
+            return answered > 0 ? wrong / answered : nil
         }
         // Candidate thresholds: the grid between current ± maxStep, in 0.005 steps.
         let lo = max(0, current - maxStep), hi = min(1, current + maxStep)

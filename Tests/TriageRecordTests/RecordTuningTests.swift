@@ -45,3 +45,44 @@ import TriageClassifier
         #expect(t.proposed == 0.95 && !t.withinBudget)
     }
 }
+
+/// Labels weighted by review stratum: hand-counted populations where averaging the labels as
+/// they come gives the opposite answer.
+@Suite struct RecordTuningWeightTests {
+    func item(_ reason: ReviewReason, confidence: Double, right: Bool) -> (QueuedDecision, TunePoint) {
+        let q = QueuedDecision(id: 0, timestamp: 0, reviewReason: reason, query: nil, label: "card_arrival",
+                               confidence: confidence, outOfScope: false, route: .edge, reason: "confident", answer: "",
+                               modelVersion: "m", complexity: 0, goldLabel: right ? "card_arrival" : "card_delivery_estimate",
+                               correct: right)
+        return (q, TunePoint(confidence: confidence, outOfScopeScore: 0, decidedOutOfScope: false, goldOutOfScope: false,
+                             correct: right, stratum: "x"))
+    }
+
+    /// 200 plain edge answers at 0.97, 10 of them sampled and labelled (all right), and 20
+    /// review-band answers at 0.905, all labelled, 4 wrong. Unweighted: 4 wrong of 30 labels =
+    /// 13.3 % against a 5 % budget, so the threshold would go up. Weighted: the sample stratum
+    /// holds the 200 plain edge answers and 30 small-tier answers, so each of its 10 labels
+    /// stands for 23 decisions: 4 wrong of 10 × 23 + 20 = 1.6 %, inside the budget, and the
+    /// threshold may come down (nothing below 0.90 is labelled).
+    @Test func sampledLabelsStandForTheirWholeStratum() {
+        var all: [Decision] = []
+        for _ in 0..<200 { all.append(makeDecision(route: .edge, confidence: 0.97)) }
+        for _ in 0..<20 { var d = makeDecision(route: .edge, confidence: 0.905); d.review = true; all.append(d) }
+        for _ in 0..<30 { all.append(makeDecision(route: .small, confidence: 0.6, costUSD: 0.002)) }
+        let labelled = (0..<10).map { _ in item(.sample, confidence: 0.97, right: true) }
+            + (0..<20).map { i in item(.reviewBand, confidence: 0.905, right: i >= 4) }
+        let (weights, strata) = RecordTuning.stratumWeights(items: labelled.map(\.0), all: all)
+        // The sample stratum is every plain edge answer and every small-tier answer: 230 for 10 labels.
+        #expect(strata.first { $0.reason == .sample }.map { ($0.decisions, $0.labelled) } ?? (0, 0) == (230, 10))
+        #expect(strata.first { $0.reason == .reviewBand }.map { ($0.decisions, $0.labelled) } ?? (0, 0) == (20, 20))
+        #expect(weights.prefix(10).allSatisfy { $0 == 23 } && weights.suffix(20).allSatisfy { $0 == 1 })
+
+        let unweighted = RecordTuning(points: labelled.map(\.1), all: all, current: 0.90, maxComplexity: 0.75, maxEdgeError: 0.05)
+        #expect(abs(unweighted.errorBefore! - 4.0 / 30) < 1e-12 && unweighted.proposed > 0.90)
+
+        let weighted = RecordTuning(points: labelled.map(\.1), weights: weights, all: all, current: 0.90, maxComplexity: 0.75,
+                                    maxEdgeError: 0.05)
+        #expect(abs(weighted.errorBefore! - 4.0 / 250) < 1e-12)
+        #expect(weighted.withinBudget && weighted.proposed == 0.85)
+    }
+}
