@@ -31,28 +31,29 @@ struct Triage: AsyncParsableCommand {
     static func main() async {
         let arguments = Array(CommandLine.arguments.dropFirst())
         // The one-query edge invocation: not even `Classify`'s own reflection (see ClassifyJob).
-        if arguments.first == "classify", let job = ClassifyJob(plainArguments: Array(arguments.dropFirst())) {
-            do {
-                try job.run()
-                return
-            } catch let exit as ExitCode {
-                Self.exit(withError: exit)
-            } catch {
-                // A validation error found while running (no input): reported the normal way.
-            }
+        if arguments.first == "classify", let job = ClassifyJob(plainArguments: Array(arguments.dropFirst())),
+           finished({ try job.run() }) {
+            return
         }
         if let name = arguments.first, let type = directCommands[name],
-           var command = try? type.parse(Array(arguments.dropFirst())) {
-            do {
-                try command.run()
-                return
-            } catch let exit as ExitCode {
-                Self.exit(withError: exit)
-            } catch {
-                // A validation error found while running (no input): reported the normal way.
-            }
+           var command = try? type.parse(Array(arguments.dropFirst())), finished({ try command.run() }) {
+            return
         }
         await main(nil)
+    }
+
+    /// Runs a command parsed the short way: true when it ran, exits with its code when it
+    /// stopped with one, false when it threw anything else (a validation error found while
+    /// running, such as no input), which the normal path then reports with its usage line.
+    static func finished(_ run: () throws -> Void) -> Bool {
+        do {
+            try run()
+            return true
+        } catch let exit as ExitCode {
+            Self.exit(withError: exit)
+        } catch {
+            return false
+        }
     }
 }
 
