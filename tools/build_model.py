@@ -10,12 +10,17 @@ Stages (each prints what it measured; the script stops on any failed check):
 1. convert  sentence-transformers/all-MiniLM-L6-v2 (a 6-layer, 384-wide BERT) into a
             Hugging Face DistilBertModel layout, exactly; prove it by comparing the
             last hidden state of both models on real, padded validation batches.
+1b. adapt   (lever 3, only with --dapt-epochs N) masked-language-model training of the
+            converted encoder on the texts of train.jsonl and CLINC150's train.jsonl
+            through a new MLM head (decoder tied to the word embeddings).
 2. train    DistilBertForSequenceClassification on train.jsonl: the 50 BANKING77 intents,
             the 27 held-out BANKING77 intents by name (the `label_original` of its
             in-domain out-of-scope rows) and an `out_of_domain` class drawn from
             CLINC150's train.jsonl (non-banking intents; texts shared with any
             banking77-oos file left out); choose the epoch on valid.jsonl, where the
             decision's out-of-scope probability is the sum over those 28 labels.
+            (Lever 4, only with --distil-from / --distil-teacher: the loss adds the
+            KL divergence to the teachers' averaged soft labels.)
 3. export   config.json, model.safetensors (float16), tokenizer files.
 4. tune     reload the exported float16 weights in float32, fit the temperature (NLL of the
             coarse 50 intents + `oos` distribution on valid) and choose the out-of-scope
@@ -134,9 +139,57 @@ no effect on valid to −0.7 points of in-scope accuracy); the distance alone, w
 mean pooling (best out-of-domain AUROC, 0.9987, but the engine computes the last layer for [CLS]
 only, so it would cost the full last layer per query); relative Mahalanobis (as good at the edge,
 but a second 384 × 384 matrix: over 1 MB). Not measured in this build: a fourth epoch (started,
-stopped after 100 steps: at that load it needed about an hour), domain-adaptive pretraining
-(lever 3), ensemble distillation (lever 4). In-scope accuracy (≥ 93 %) and the edge's share at the
-tuned cut (≥ 85 %) stay below their targets.
+stopped after 100 steps: at that load it needed about an hour). In-scope accuracy (≥ 93 %) and the
+edge's share at the tuned cut (≥ 85 %) stay below their targets.
+
+Levers 3 and 4 (tools/build_model.py `--dapt-epochs`, `--distil-from` / `--distil-teacher`; off by
+default), each candidate measured with the Swift engine as above, without and with lever 5's
+distance fitted on that candidate (tools/feature_oos.py `--engine-only --write-stats`, its τ as
+`oos_distance`; routing by `triage tune`). The shipped model measured the same way is the baseline.
+Built one at a time, 1 torch thread, seed 20240607, while the lead used the other core.
+
+| run | distance | in-scope acc | oos P / R | in-domain R | out-of-domain R | edge keeps, fitted / CV | edge right, fitted / CV | oos answered, fitted / CV | training (wall, load) |
+|---|---|---|---|---|---|---|---|---|---|
+| shipped model (baseline) | no | 90.43 % | 95.36 % / 95.75 % | 96.60 % | 93.50 % | 79.92 % / 80.59 % | 98.01 % / 97.62 % | 0.68 % / 1.10 % | 29.7 min (load 4–13) |
+| shipped model (baseline) | τ 1670.23 | 90.29 % | 94.90 % / 96.85 % | 97.17 % | 96.00 % | 82.98 % / 83.11 % | 98.00 % / 97.93 % | 0.55 % / 0.68 % | |
+| lever 3: `--dapt-epochs 1` | no | 90.43 % | 95.73 % / 95.21 % | 96.23 % | 92.50 % | 84.51 % / 84.24 % | 98.04 % / 97.80 % | 0.96 % / 1.10 % | 25.5 min: DAPT 13.0, fine-tune 11.9 (load 2.4–3.6) |
+| lever 3: `--dapt-epochs 1` | τ 1474.67 | 89.96 % | 93.54 % / 97.12 % | 96.98 % | 97.50 % | 84.24 % / 83.84 % | 98.04 % / 97.79 % | 0.96 % / 0.96 % | |
+| lever 4: distilled from the shipped model + the lever-3 model | no | 90.89 % | 96.18 % / 96.58 % | 96.23 % | 97.50 % | 82.78 % / 82.45 % | 98.01 % / 97.92 % | 1.37 % / 1.37 % | 14.2 min: teachers' soft labels 2.5, fine-tune 10.8 (load 1.2–3.4); + the teachers, 29.7 + 25.5 min |
+| lever 4: distilled from the shipped model + the lever-3 model | τ 2012.98 | 90.89 % | 95.81 % / 96.99 % | 96.60 % | 98.00 % | 84.04 % / 83.98 % | 98.03 % / 97.56 % | 0.68 % / 0.96 % | |
+| levers 3 + 4: `--dapt-epochs 1`, distilled from the same two teachers | no | 90.89 % | 95.12 % / 96.16 % | 96.60 % | 95.00 % | 82.18 % / 82.45 % | 98.15 % / 98.00 % | 0.96 % / 0.96 % | 26.5 min: DAPT 11.5, soft labels 2.1, fine-tune 12.0 (load 0.5–4.8) |
+| levers 3 + 4: `--dapt-epochs 1`, distilled from the same two teachers | τ 1797.10 | 90.56 % | 94.17 % / 97.40 % | 96.79 % | 99.00 % | 83.11 % / 83.18 % | 98.01 % / 97.62 % | 0.68 % / 0.96 % | |
+
+Lever 3, domain-adaptive pretraining: one epoch of masked-LM training on the 22949 distinct texts of
+banking77-oos and CLINC150 `train.jsonl` (104 texts that also occur in a valid or test file left out)
+through a new MLM head (dense + GELU + LayerNorm, BERT initialisation N(0, 0.02), decoder tied to the
+word embeddings; 200 head-only steps at lr 1e-3 first, then everything at lr 5e-5) took the MLM loss
+on 1000 valid texts under a fixed 15 % masking from 10.67 (random head) to 5.88 after the head-only
+steps and 3.44 after the epoch (masked-token accuracy 8.5 → 36.3 %). Fine-tuned as today, in-scope
+accuracy does not move (90.43 %), out-of-domain recall drops one point, but the model is more
+confident where it is right: the edge keeps 84.2 % (CV) of in-scope queries at the 2 % / 2 % budgets
+without the distance, against 80.6 % for the shipped model; with the distance the edge's share
+(83.8 % CV) is about today's (83.1 %) and in-scope accuracy is 0.3 points lower.
+
+Lever 4, ensemble distillation: the student (initialised from MiniLM, trained as today) learns
+0.5·CE(gold) + 0.5·T²·KL(teachers' mean softmax at T = 2 ‖ student at T = 2) over the 78 labels.
+The two teachers average to 91.36 % in-scope accuracy on valid (each alone 90.43 %, PyTorch); the
+student reaches 90.89 % (+0.46 points on either side of the distance) with out-of-domain recall
+97.5–98.0 %. With the distance it meets the figures of the shipping rule (in-scope ≥ 90.79 %, oos R
+≥ 95 %, out-of-domain R ≥ 95 %, edge CV ≥ 83.11 %), but narrowly: +0.60 points is 9 of 1504
+queries, about the spread between seeds of one recipe, and the edge's cross-validated error rises
+to 2.44 % (97.56 % right, today 97.93 %). It was not shipped (the shipping rule also requires the
+weights to come out of one `build_model.py` command at 2 threads in under 45 minutes):
+`--distil-teacher 20240607 --distil-teacher 20240607:1` trains both teachers inside the command and
+gives, at 1 thread, the same student byte for byte (checked on a `--smoke 300` build), but it costs
+the two teachers plus the student, about 29.7 + 25.5 + 14.2 ≈ 70 minutes at 1 thread on this machine;
+and the weights depend on the thread count (a `--smoke 300` build at 2 threads differs from the
+1-thread one), so a 2-thread build is a new model that would have to be measured again.
+
+Levers 3 + 4 together (the student also starts from the DAPT encoder) give nothing more: in-scope
+90.89 % without the distance, 90.56 % with it (+0.27 points, below the rule's +0.5), edge 83.2 % (CV).
+None of these runs reaches the issue's targets (in-scope ≥ 93 %, edge ≥ 85 %): the largest CV edge
+share, 84.2 %, is lever 3 without the distance. In-scope accuracy stays near 90–91 % whatever the
+recipe, which points again at the 22M-parameter encoder rather than the training.
 """
 
 # Development runs that chose the defaults below (valid figures, float32, measured with
