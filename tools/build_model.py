@@ -10,12 +10,17 @@ Stages (each prints what it measured; the script stops on any failed check):
 1. convert  sentence-transformers/all-MiniLM-L6-v2 (a 6-layer, 384-wide BERT) into a
             Hugging Face DistilBertModel layout, exactly; prove it by comparing the
             last hidden state of both models on real, padded validation batches.
+1b. adapt   (lever 3, only with --dapt-epochs N) masked-language-model training of the
+            converted encoder on the texts of train.jsonl and CLINC150's train.jsonl
+            through a new MLM head (decoder tied to the word embeddings).
 2. train    DistilBertForSequenceClassification on train.jsonl: the 50 BANKING77 intents,
             the 27 held-out BANKING77 intents by name (the `label_original` of its
             in-domain out-of-scope rows) and an `out_of_domain` class drawn from
             CLINC150's train.jsonl (non-banking intents; texts shared with any
             banking77-oos file left out); choose the epoch on valid.jsonl, where the
             decision's out-of-scope probability is the sum over those 28 labels.
+            (Lever 4, only with --distil-from / --distil-teacher: the loss adds the
+            KL divergence to the teachers' averaged soft labels.)
 3. export   config.json, model.safetensors (float16), tokenizer files.
 4. tune     reload the exported float16 weights in float32, fit the temperature (NLL of the
             coarse 50 intents + `oos` distribution on valid) and choose the out-of-scope
@@ -134,9 +139,57 @@ no effect on valid to −0.7 points of in-scope accuracy); the distance alone, w
 mean pooling (best out-of-domain AUROC, 0.9987, but the engine computes the last layer for [CLS]
 only, so it would cost the full last layer per query); relative Mahalanobis (as good at the edge,
 but a second 384 × 384 matrix: over 1 MB). Not measured in this build: a fourth epoch (started,
-stopped after 100 steps: at that load it needed about an hour), domain-adaptive pretraining
-(lever 3), ensemble distillation (lever 4). In-scope accuracy (≥ 93 %) and the edge's share at the
-tuned cut (≥ 85 %) stay below their targets.
+stopped after 100 steps: at that load it needed about an hour). In-scope accuracy (≥ 93 %) and the
+edge's share at the tuned cut (≥ 85 %) stay below their targets.
+
+Levers 3 and 4 (tools/build_model.py `--dapt-epochs`, `--distil-from` / `--distil-teacher`; off by
+default), each candidate measured with the Swift engine as above, without and with lever 5's
+distance fitted on that candidate (tools/feature_oos.py `--engine-only --write-stats`, its τ as
+`oos_distance`; routing by `triage tune`). The shipped model measured the same way is the baseline.
+Built one at a time, 1 torch thread, seed 20240607, while the lead used the other core.
+
+| run | distance | in-scope acc | oos P / R | in-domain R | out-of-domain R | edge keeps, fitted / CV | edge right, fitted / CV | oos answered, fitted / CV | training (wall, load) |
+|---|---|---|---|---|---|---|---|---|---|
+| shipped model (baseline) | no | 90.43 % | 95.36 % / 95.75 % | 96.60 % | 93.50 % | 79.92 % / 80.59 % | 98.01 % / 97.62 % | 0.68 % / 1.10 % | 29.7 min (load 4–13) |
+| shipped model (baseline) | τ 1670.23 | 90.29 % | 94.90 % / 96.85 % | 97.17 % | 96.00 % | 82.98 % / 83.11 % | 98.00 % / 97.93 % | 0.55 % / 0.68 % | |
+| lever 3: `--dapt-epochs 1` | no | 90.43 % | 95.73 % / 95.21 % | 96.23 % | 92.50 % | 84.51 % / 84.24 % | 98.04 % / 97.80 % | 0.96 % / 1.10 % | 25.5 min: DAPT 13.0, fine-tune 11.9 (load 2.4–3.6) |
+| lever 3: `--dapt-epochs 1` | τ 1474.67 | 89.96 % | 93.54 % / 97.12 % | 96.98 % | 97.50 % | 84.24 % / 83.84 % | 98.04 % / 97.79 % | 0.96 % / 0.96 % | |
+| lever 4: distilled from the shipped model + the lever-3 model | no | 90.89 % | 96.18 % / 96.58 % | 96.23 % | 97.50 % | 82.78 % / 82.45 % | 98.01 % / 97.92 % | 1.37 % / 1.37 % | 14.2 min: teachers' soft labels 2.5, fine-tune 10.8 (load 1.2–3.4); + the teachers, 29.7 + 25.5 min |
+| lever 4: distilled from the shipped model + the lever-3 model | τ 2012.98 | 90.89 % | 95.81 % / 96.99 % | 96.60 % | 98.00 % | 84.04 % / 83.98 % | 98.03 % / 97.56 % | 0.68 % / 0.96 % | |
+| levers 3 + 4: `--dapt-epochs 1`, distilled from the same two teachers | no | 90.89 % | 95.12 % / 96.16 % | 96.60 % | 95.00 % | 82.18 % / 82.45 % | 98.15 % / 98.00 % | 0.96 % / 0.96 % | 26.5 min: DAPT 11.5, soft labels 2.1, fine-tune 12.0 (load 0.5–4.8) |
+| levers 3 + 4: `--dapt-epochs 1`, distilled from the same two teachers | τ 1797.10 | 90.56 % | 94.17 % / 97.40 % | 96.79 % | 99.00 % | 83.11 % / 83.18 % | 98.01 % / 97.62 % | 0.68 % / 0.96 % | |
+
+Lever 3, domain-adaptive pretraining: one epoch of masked-LM training on the 22949 distinct texts of
+banking77-oos and CLINC150 `train.jsonl` (104 texts that also occur in a valid or test file left out)
+through a new MLM head (dense + GELU + LayerNorm, BERT initialisation N(0, 0.02), decoder tied to the
+word embeddings; 200 head-only steps at lr 1e-3 first, then everything at lr 5e-5) took the MLM loss
+on 1000 valid texts under a fixed 15 % masking from 10.67 (random head) to 5.88 after the head-only
+steps and 3.44 after the epoch (masked-token accuracy 8.5 → 36.3 %). Fine-tuned as today, in-scope
+accuracy does not move (90.43 %), out-of-domain recall drops one point, but the model is more
+confident where it is right: the edge keeps 84.2 % (CV) of in-scope queries at the 2 % / 2 % budgets
+without the distance, against 80.6 % for the shipped model; with the distance the edge's share
+(83.8 % CV) is about today's (83.1 %) and in-scope accuracy is 0.3 points lower.
+
+Lever 4, ensemble distillation: the student (initialised from MiniLM, trained as today) learns
+0.5·CE(gold) + 0.5·T²·KL(teachers' mean softmax at T = 2 ‖ student at T = 2) over the 78 labels.
+The two teachers average to 91.36 % in-scope accuracy on valid (each alone 90.43 %, PyTorch); the
+student reaches 90.89 % (+0.46 points on either side of the distance) with out-of-domain recall
+97.5–98.0 %. With the distance it meets the figures of the shipping rule (in-scope ≥ 90.79 %, oos R
+≥ 95 %, out-of-domain R ≥ 95 %, edge CV ≥ 83.11 %), but narrowly: +0.60 points is 9 of 1504
+queries, about the spread between seeds of one recipe, and the edge's cross-validated error rises
+to 2.44 % (97.56 % right, today 97.93 %). It was not shipped (the shipping rule also requires the
+weights to come out of one `build_model.py` command at 2 threads in under 45 minutes):
+`--distil-teacher 20240607 --distil-teacher 20240607:1` trains both teachers inside the command and
+gives, at 1 thread, the same student byte for byte (checked on a `--smoke 300` build), but it costs
+the two teachers plus the student, about 29.7 + 25.5 + 14.2 ≈ 70 minutes at 1 thread on this machine;
+and the weights depend on the thread count (a `--smoke 300` build at 2 threads differs from the
+1-thread one), so a 2-thread build is a new model that would have to be measured again.
+
+Levers 3 + 4 together (the student also starts from the DAPT encoder) give nothing more: in-scope
+90.89 % without the distance, 90.56 % with it (+0.27 points, below the rule's +0.5), edge 83.2 % (CV).
+None of these runs reaches the issue's targets (in-scope ≥ 93 %, edge ≥ 85 %): the largest CV edge
+share, 84.2 %, is lever 3 without the distance. In-scope accuracy stays near 90–91 % whatever the
+recipe, which points again at the 22M-parameter encoder rather than the training.
 """
 
 # Development runs that chose the defaults below (valid figures, float32, measured with
@@ -740,8 +793,10 @@ def build_classifier(enc_sd, base_cfg: DistilBertConfig, labels: list[str], seed
 
 
 def train_model(name: str, enc_sd, base_cfg, scope: Scope, train_ids, train_y, valid_ids, valid_gold,
-                valid_sources, has_oos_class: bool, args) -> dict:
-    """Fine-tune; evaluate on valid after each epoch; keep the best epoch's weights."""
+                valid_sources, has_oos_class: bool, args, soft_targets: torch.Tensor | None = None) -> dict:
+    """Fine-tune; evaluate on valid after each epoch; keep the best epoch's weights. With
+    `soft_targets` (lever 4: the teachers' averaged probabilities at temperature T, one row per
+    training query) the loss is (1-α)·CE(gold) + α·T²·KL(soft ‖ softmax(logits / T))."""
     labels = scope.labels
     model = build_classifier(enc_sd, base_cfg, labels, args.seed, args.dropout, args.seq_dropout)
     model.config._attn_implementation = "sdpa"  # training only; evaluation uses eager
@@ -780,6 +835,11 @@ def train_model(name: str, enc_sd, base_cfg, scope: Scope, train_ids, train_y, v
             ids, mask = collate([train_ids[i] for i in idx])
             logits = model(input_ids=ids, attention_mask=mask).logits
             loss = loss_fn(logits, y[idx])
+            if soft_targets is not None:
+                T, a = args.distil_temperature, args.distil_alpha
+                p = soft_targets[idx]
+                kl = (p * (torch.log(p.clamp_min(1e-12)) - torch.log_softmax(logits / T, dim=1))).sum(1).mean()
+                loss = (1 - a) * loss + a * T * T * kl
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -814,6 +874,245 @@ def train_model(name: str, enc_sd, base_cfg, scope: Scope, train_ids, train_y, v
     log(f"  [{name}] best epoch {best['epoch']} (score {best['score']:.4f}); {train_seconds:.0f} s in all")
     return {"model": model, "labels": labels, "history": history, "best_epoch": best["epoch"],
             "train_seconds": train_seconds, "has_oos_class": has_oos_class}
+
+
+# --------------------------------------------------------------------------- lever 3: domain-adaptive pretraining
+
+
+class MaskedLMHead(torch.nn.Module):
+    """BERT's MLM head, which all-MiniLM-L6-v2 does not ship: dense(dim→dim) + exact GELU +
+    LayerNorm, then a decoder whose weight is the encoder's word-embedding matrix (tied, so it
+    adds only dim² + 3·dim + vocab parameters) plus its own bias."""
+
+    def __init__(self, word_embeddings: torch.nn.Embedding, dim: int, gen: torch.Generator):
+        super().__init__()
+        self.transform = torch.nn.Linear(dim, dim)
+        self.norm = torch.nn.LayerNorm(dim, eps=1e-12)
+        self.embeddings = word_embeddings  # tied decoder weight (not a copy)
+        self.bias = torch.nn.Parameter(torch.zeros(word_embeddings.num_embeddings))
+        with torch.no_grad():  # BERT's initialiser: N(0, 0.02) weights, zero bias, unit LayerNorm
+            self.transform.weight.copy_(torch.randn(dim, dim, generator=gen) * 0.02)
+            self.transform.bias.zero_()
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.norm(torch.nn.functional.gelu(self.transform(h)))
+        return torch.nn.functional.linear(h, self.embeddings.weight, self.bias)
+
+
+def dapt_corpus(paths: list[Path], held_texts: set[str]) -> tuple[list[str], dict]:
+    """Unlabelled texts for domain-adaptive pretraining: every text of the given training files,
+    deduplicated (lower-cased, spaces collapsed), minus any text that also occurs in a valid or
+    test file (CLINC150's `oos` rows are where valid's out-of-domain queries come from)."""
+    seen: set[str] = set()
+    texts: list[str] = []
+    per_file = {}
+    dropped_held = 0
+    for p in paths:
+        n = 0
+        for r in load_jsonl(p):
+            key = normalise_text(r["text"])
+            if not key or key in seen:
+                continue
+            if key in held_texts:
+                dropped_held += 1
+                continue
+            seen.add(key)
+            texts.append(r["text"])
+            n += 1
+        per_file[str(p)] = n
+    return texts, {"texts": len(texts), "per_file": per_file, "dropped_valid_test": dropped_held}
+
+
+def mask_tokens(ids: torch.Tensor, attn: torch.Tensor, special: torch.Tensor, vocab: int, mask_id: int,
+                gen: torch.Generator, prob: float = 0.15):
+    """BERT masking (as transformers' DataCollatorForLanguageModeling): each real, non-special
+    token is chosen with probability `prob`; a chosen token becomes [MASK] 80 % of the time, a
+    random token 10 %, itself 10 %. Returns (masked ids, boolean mask of chosen positions)."""
+    eligible = attn.bool() & ~special
+    chosen = (torch.rand(ids.shape, generator=gen) < prob) & eligible
+    ids = ids.clone()
+    r = torch.rand(ids.shape, generator=gen)
+    rand_tok = torch.randint(vocab, ids.shape, generator=gen)
+    ids[chosen & (r < 0.8)] = mask_id
+    swap = chosen & (r >= 0.8) & (r < 0.9)
+    ids[swap] = rand_tok[swap]
+    return ids, chosen
+
+
+def domain_adapt(enc_sd, base_cfg: DistilBertConfig, tokenizer, texts: list[str], probe_texts: list[str],
+                 args) -> tuple[dict, dict]:
+    """Lever 3 (the seed's CustomerServiceTrainer.domain_adaptation): continue masked-language-model
+    training of the converted encoder on the training splits' texts before fine-tuning.
+
+    The MLM head is new (MaskedLMHead, seeded BERT initialisation, decoder tied to the word
+    embeddings). A random head's gradients would first push the encoder toward fitting noise, so
+    the head is first trained alone (`--dapt-head-steps` steps at lr `--dapt-head-lr`, encoder and
+    embeddings frozen, in eval mode); then everything trains for `--dapt-epochs` epochs at lr
+    `--dapt-lr` (AdamW, 6 % linear warm-up then linear decay, weight decay 0.01 except biases
+    and LayerNorms, batch `--batch-size`, length-grouped shuffling, max length `--max-len`,
+    gradient clipping 1.0, dropout 0.1). Loss: cross-entropy over the chosen positions only.
+    Returns (the encoder's new state_dict, report)."""
+    gen = torch.Generator().manual_seed(args.seed + 1)  # masking, head init and shuffling
+    torch.manual_seed(args.seed + 1)                    # dropout during DAPT
+    cfg = DistilBertConfig(**{k: getattr(base_cfg, k) for k in (
+        "vocab_size", "dim", "n_layers", "n_heads", "hidden_dim", "max_position_embeddings",
+        "activation", "sinusoidal_pos_embds", "pad_token_id")}, dropout=0.1, attention_dropout=0.1)
+    enc = DistilBertModel(cfg)
+    res = enc.load_state_dict(enc_sd, strict=True)
+    assert not res.missing_keys and not res.unexpected_keys
+    enc.config._attn_implementation = "sdpa"
+    head = MaskedLMHead(enc.embeddings.word_embeddings, cfg.dim, gen)
+    vocab = cfg.vocab_size
+    mask_id = tokenizer.mask_token_id
+    special_ids = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
+    ids_all = encode_dataset(tokenizer, texts, args.max_len)
+    probe_ids = encode_dataset(tokenizer, probe_texts, args.max_len)
+    # a fixed masking of the probe texts (valid.jsonl, never trained on) to report the MLM loss
+    probe_gen = torch.Generator().manual_seed(args.seed + 2)
+    probe_batches = []
+    for s in range(0, len(probe_ids), 64):
+        ids, attn = collate(probe_ids[s:s + 64])
+        mids, chosen = mask_tokens(ids, attn, torch.isin(ids, special_ids), vocab, mask_id, probe_gen)
+        probe_batches.append((mids, attn, chosen, ids))
+
+    @torch.no_grad()
+    def probe() -> tuple[float, float]:
+        enc.eval(); head.eval()
+        impl = enc.config._attn_implementation
+        enc.config._attn_implementation = "eager"
+        tot, n, hit = 0.0, 0, 0
+        for mids, attn, chosen, ids in probe_batches:
+            h = enc(input_ids=mids, attention_mask=attn).last_hidden_state[chosen]
+            lg = head(h)
+            tot += float(torch.nn.functional.cross_entropy(lg, ids[chosen], reduction="sum"))
+            hit += int((lg.argmax(1) == ids[chosen]).sum())
+            n += int(chosen.sum())
+        enc.config._attn_implementation = impl
+        return tot / n, hit / n
+
+    def step_loss(idx, train_encoder: bool):
+        ids, attn = collate([ids_all[i] for i in idx])
+        mids, chosen = mask_tokens(ids, attn, torch.isin(ids, special_ids), vocab, mask_id, gen)
+        if train_encoder:
+            h = enc(input_ids=mids, attention_mask=attn).last_hidden_state[chosen]
+        else:
+            with torch.no_grad():
+                h = enc(input_ids=mids, attention_mask=attn).last_hidden_state[chosen]
+        return torch.nn.functional.cross_entropy(head(h), ids[chosen])
+
+    report = {"texts": len(texts), "probe_texts": len(probe_texts), "epochs": args.dapt_epochs,
+              "head_steps": args.dapt_head_steps, "head_lr": args.dapt_head_lr, "lr": args.dapt_lr}
+    t0 = time.time()
+    # (a) head only
+    head_params = [head.transform.weight, head.transform.bias, head.norm.weight, head.norm.bias, head.bias]
+    enc.eval()
+    enc.embeddings.word_embeddings.weight.requires_grad_(False)
+    opt = torch.optim.AdamW(head_params, lr=args.dapt_head_lr, weight_decay=0.0)
+    loss_init, acc_init = probe()
+    log(f"  [dapt] {len(texts)} texts; MLM head BERT-initialised (seeded), probe MLM loss {loss_init:.3f}, "
+        f"masked-token accuracy {acc_init*100:.1f} % ({len(probe_texts)} valid texts, fixed masking)")
+    head.train()
+    done = 0
+    while done < args.dapt_head_steps:
+        for idx in length_grouped_batches(ids_all, args.batch_size, gen):
+            if done >= args.dapt_head_steps:
+                break
+            loss = step_loss(idx, train_encoder=False)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            done += 1
+            if args.progress and done % args.progress == 0:
+                log(f"    [dapt head] step {done}/{args.dapt_head_steps} loss {loss.item():.4f} ({time.time()-t0:.0f} s)")
+    loss_head, acc_head = probe()
+    log(f"  [dapt] after {done} head-only steps: probe MLM loss {loss_head:.3f}, accuracy {acc_head*100:.1f} %")
+    # (b) encoder + head
+    enc.embeddings.word_embeddings.weight.requires_grad_(True)
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+    named = [(f"enc.{n}", p) for n, p in enc.named_parameters()] + \
+            [(f"head.{n}", p) for n, p in head.named_parameters() if not n.startswith("embeddings.")]
+    groups = [{"params": [p for n, p in named if not any(k in n for k in no_decay)], "weight_decay": 0.01},
+              {"params": [p for n, p in named if any(k in n for k in no_decay)], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=args.dapt_lr, betas=(0.9, 0.999), eps=1e-8)
+    steps_per_epoch = math.ceil(len(ids_all) / args.batch_size)
+    total = steps_per_epoch * args.dapt_epochs
+    sched = get_linear_schedule_with_warmup(opt, int(0.06 * total), total)
+    all_params = [p for _, p in named]
+    history = []
+    for epoch in range(1, args.dapt_epochs + 1):
+        enc.train(); head.train()
+        te = time.time()
+        run, nb = 0.0, 0
+        for idx in length_grouped_batches(ids_all, args.batch_size, gen):
+            loss = step_loss(idx, train_encoder=True)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(all_params, 1.0)
+            opt.step()
+            sched.step()
+            run += loss.item()
+            nb += 1
+            if args.progress and nb % args.progress == 0:
+                log(f"    [dapt] epoch {epoch} step {nb}/{steps_per_epoch} loss {loss.item():.4f} ({time.time()-te:.0f} s)")
+        pl, pa = probe()
+        history.append({"epoch": epoch, "train_loss": run / nb, "probe_loss": pl, "probe_accuracy": pa,
+                        "seconds": time.time() - te})
+        log(f"  [dapt] epoch {epoch}: train MLM loss {run/nb:.4f}, probe loss {pl:.3f}, accuracy {pa*100:.1f} % "
+            f"({time.time()-te:.0f} s)")
+    report.update({"probe_loss_initial": loss_init, "probe_accuracy_initial": acc_init,
+                   "probe_loss_after_head": loss_head, "probe_accuracy_after_head": acc_head,
+                   "history": history, "seconds": time.time() - t0})
+    new_sd = {k: v.detach().clone() for k, v in enc.state_dict().items()}
+    del enc, head
+    return new_sd, report
+
+
+# --------------------------------------------------------------------------- lever 4: distillation
+
+
+def teacher_soft_labels(dirs: list[Path], scope: Scope, train_ids, valid_ids, valid_gold, valid_src, args):
+    """Lever 4: the teachers' averaged soft labels on the training queries. Each teacher is an
+    exported model directory (float16 safetensors, read in float32, eager attention) whose labels
+    must be this build's, in the same order. Soft label = mean over teachers of softmax(logits / T)
+    (T = --distil-temperature; a teacher's own calibration temperature is not applied). Also reports
+    each teacher's and the ensemble's valid figures (rule (a), fitted temperature) as the
+    reference the student is measured against. Returns (soft labels tensor, report)."""
+    T = args.distil_temperature
+    soft = None
+    vprob = None
+    report = {"teachers": [], "alpha": args.distil_alpha, "temperature": T}
+    for d in dirs:
+        t0 = time.time()
+        m = DistilBertForSequenceClassification.from_pretrained(str(d), dtype=torch.float32,
+                                                                attn_implementation="eager").eval()
+        tl = [m.config.id2label[i] for i in range(m.config.num_labels)]
+        if tl != scope.labels:
+            raise SystemExit(f"teacher {d}: its labels differ from this build's {len(scope.labels)} labels")
+        zt = predict_logits(m, train_ids)
+        zv = predict_logits(m, valid_ids)
+        p = torch.softmax(torch.from_numpy(zt) / T, dim=1)
+        soft = p if soft is None else soft + p
+        pv = softmax_np(zv)
+        vprob = pv if vprob is None else vprob + pv
+        r = analyse_rules(zv, scope, valid_gold, valid_src, True)["a"]["metrics"]
+        report["teachers"].append({"dir": str(d), "seconds": time.time() - t0,
+                                   "valid_in_scope_accuracy": r["in_scope_accuracy"],
+                                   "valid_oos_recall": r["oos_recall"], "valid_oos_precision": r["oos_precision"]})
+        log(f"  [distil] teacher {d}: valid in-scope {r['in_scope_accuracy']*100:.2f} %, oos P/R "
+            f"{r['oos_precision']*100:.2f} / {r['oos_recall']*100:.2f} % ({time.time()-t0:.0f} s)")
+        del m
+    soft = soft / len(dirs)
+    vprob = vprob / len(dirs)
+    r = analyse_rules(np.log(np.clip(vprob, 1e-30, None)).astype(np.float32), scope, valid_gold, valid_src,
+                      True)["a"]["metrics"]
+    report["ensemble_valid_in_scope_accuracy"] = r["in_scope_accuracy"]
+    report["ensemble_valid_oos_recall"] = r["oos_recall"]
+    report["ensemble_valid_oos_precision"] = r["oos_precision"]
+    report["soft_label_mean_max"] = float(soft.max(1).values.mean())
+    log(f"  [distil] ensemble of {len(dirs)} (mean probability): valid in-scope {r['in_scope_accuracy']*100:.2f} %, "
+        f"oos P/R {r['oos_precision']*100:.2f} / {r['oos_recall']*100:.2f} %; soft labels at T={T:g}: mean max "
+        f"probability {report['soft_label_mean_max']:.3f}; α = {args.distil_alpha:g}")
+    return soft.float(), report
 
 
 # --------------------------------------------------------------------------- export
@@ -1202,6 +1501,24 @@ def write_card(out: Path, ctx: dict) -> None:
 # --------------------------------------------------------------------------- main
 
 
+def teacher_spec(text: str) -> tuple[int, int]:
+    seed, _, dapt = text.partition(":")
+    try:
+        return int(seed), int(dapt or 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SEED or SEED:DAPT_EPOCHS, got {text!r}")
+
+
+def lever_off(args, key: str) -> bool:
+    """True for the options of levers 3 and 4 when that lever is off: they are then left out of
+    build_record.json, so that a default build writes the same files as before they existed."""
+    if key.startswith("dapt_"):
+        return args.dapt_epochs == 0
+    if key.startswith("distil_") or key == "keep_teachers":
+        return not (args.distil_from or args.distil_teacher)
+    return False
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "weights" / "banking77")
@@ -1244,6 +1561,25 @@ def main() -> None:
                     help="labelled production queries (`triage review export` with `label` filled in, or "
                          "{\"text\"|\"query\", \"label\"} lines) added to the training split only, deduplicated "
                          "against valid, test and train; repeatable")
+    ap.add_argument("--dapt-epochs", type=int, default=0, metavar="N",
+                    help="lever 3: N epochs of masked-language-model training of the converted encoder on "
+                         "the texts of train.jsonl and the CLINC150 train file (valid/test texts left out) "
+                         "before fine-tuning (0: none, today's build)")
+    ap.add_argument("--dapt-lr", type=float, default=5e-5, help="learning rate of the DAPT epochs")
+    ap.add_argument("--dapt-head-steps", type=int, default=200,
+                    help="steps that train the new MLM head alone (encoder frozen) before DAPT proper")
+    ap.add_argument("--dapt-head-lr", type=float, default=1e-3, help="learning rate of the head-only steps")
+    ap.add_argument("--distil-from", type=Path, action="append", default=[], metavar="DIR",
+                    help="lever 4: a teacher, an exported model directory with the same labels (repeatable); "
+                         "the student learns (1-α)·CE(gold) + α·T²·KL(mean teacher softmax at T ‖ student at T)")
+    ap.add_argument("--distil-teacher", type=teacher_spec, action="append", default=[], metavar="SEED[:DAPT]",
+                    help="lever 4 in one command: train a teacher inside this build, as `--seed SEED "
+                         "--dapt-epochs DAPT` (DAPT default 0) would build it alone, before the student (repeatable; "
+                         "combines with --distil-from)")
+    ap.add_argument("--keep-teachers", type=Path, default=None, metavar="DIR",
+                    help="export the --distil-teacher models under DIR (default: a temporary directory)")
+    ap.add_argument("--distil-alpha", type=float, default=0.5, help="α, the weight of the teachers' term")
+    ap.add_argument("--distil-temperature", type=float, default=2.0, help="T of the soft labels")
     ap.add_argument("--dry-run-data", action="store_true",
                     help="build the training set, print its counts and exit (no MiniLM, no training)")
     ap.add_argument("--skip-minilm-hash", action="store_true")
@@ -1358,6 +1694,29 @@ def main() -> None:
     rng = random.Random(args.seed)
     probe = [valid[i]["text"] for i in sorted(rng.sample(range(len(valid)), 128))]
     enc_sd, base_cfg, conv_report = convert_minilm(args.minilm, tokenizer, probe)
+    converted_sd = enc_sd
+    dapt_inputs = None  # (texts, probe texts, corpus report), built once for the build and its teachers
+    if args.dapt_epochs > 0 or any(t[1] > 0 for t in args.distil_teacher):
+        held_files = sorted({*args.data.glob("valid.jsonl"), *args.data.glob("test.jsonl"),
+                             *args.data.parent.glob("*/valid.jsonl"), *args.data.parent.glob("*/test.jsonl")})
+        held_texts = set()
+        for f in held_files:
+            held_texts.update(normalise_text(r["text"]) for r in load_jsonl(f))
+        dapt_files = [args.data / "train.jsonl"] + ([args.clinc] if args.clinc.exists() else [])
+        dapt_texts, corpus = dapt_corpus(dapt_files, held_texts)
+        if args.smoke:
+            dapt_texts = random.Random(args.seed).sample(dapt_texts, min(args.smoke, len(dapt_texts)))
+        probe_rng = random.Random(args.seed + 3)
+        dapt_probe = [valid[i]["text"] for i in sorted(probe_rng.sample(range(len(valid)), min(1000, len(valid))))]
+        dapt_inputs = (dapt_texts, dapt_probe, corpus)
+    dapt_report = None
+    if args.dapt_epochs > 0:
+        log(f"\n[1b/5] domain-adaptive pretraining (masked LM, {args.dapt_epochs} epochs)")
+        dapt_texts, dapt_probe, corpus = dapt_inputs
+        log(f"  corpus: {corpus['texts']} texts ({', '.join(f'{Path(k).parent.name}/{Path(k).name} {v}' for k, v in corpus['per_file'].items())}); "
+            f"{corpus['dropped_valid_test']} texts that occur in a valid/test file left out")
+        enc_sd, dapt_report = domain_adapt(enc_sd, base_cfg, tokenizer, dapt_texts, dapt_probe, args)
+        dapt_report["corpus"] = corpus
 
     # ---- 2. train
     log("\n[2/5] fine-tune")
@@ -1368,8 +1727,42 @@ def main() -> None:
     valid_gold = np.array([r["label"] for r in valid], dtype=object)
     valid_src = np.array([r.get("source", "") for r in valid], dtype=object)
     lab2id = {l: i for i, l in enumerate(labels)}
+    soft, distil_report = None, None
+    teacher_tmp = None
+    teacher_dirs = list(args.distil_from)
+    teacher_runs = []
+    if args.distil_teacher:
+        # lever 4 in one command: train each teacher here, exactly as `--seed S [--dapt-epochs N]`
+        # would build it alone, export it (float16) and read it back like a --distil-from teacher
+        if args.keep_teachers:
+            tdir_root = args.keep_teachers
+        else:
+            teacher_tmp = tempfile.TemporaryDirectory(prefix="triage-teachers-")
+            tdir_root = Path(teacher_tmp.name)
+        for t_seed, t_dapt in args.distil_teacher:
+            t_args = copy.copy(args)
+            t_args.seed, t_args.dapt_epochs, t_args.checkpoint = t_seed, t_dapt, None
+            name = f"teacher-seed{t_seed}" + (f"-dapt{t_dapt}" if t_dapt else "")
+            log(f"\n  [{name}] training a teacher (seed {t_seed}, {t_dapt} DAPT epochs)")
+            t_enc = converted_sd
+            if t_dapt:
+                t_enc, _ = domain_adapt(converted_sd, base_cfg, tokenizer, dapt_inputs[0], dapt_inputs[1], t_args)
+            t_run = train_model(name, t_enc, base_cfg, scope, train_ids, [lab2id[l] for _, l in train_rows],
+                                valid_ids, valid_gold, valid_src, True, t_args)
+            export_model(t_run["model"], args.minilm, tdir_root / name)
+            teacher_dirs.append(tdir_root / name)
+            teacher_runs.append({"name": name, "seed": t_seed, "dapt_epochs": t_dapt,
+                                 "train_seconds": t_run["train_seconds"], "best_epoch": t_run["best_epoch"]})
+            del t_run, t_enc
+    if teacher_dirs:
+        soft, distil_report = teacher_soft_labels(teacher_dirs, scope, train_ids, valid_ids, valid_gold,
+                                                  valid_src, args)
+        distil_report["trained_here"] = teacher_runs
+        if teacher_tmp is not None:
+            teacher_tmp.cleanup()
     run51 = train_model(f"{len(labels)}-label", enc_sd, base_cfg, scope, train_ids,
-                        [lab2id[l] for _, l in train_rows], valid_ids, valid_gold, valid_src, True, args)
+                        [lab2id[l] for _, l in train_rows], valid_ids, valid_gold, valid_src, True, args,
+                        soft_targets=soft)
     run50 = None
     if args.rule_b:
         keep = [i for i, (_, l) in enumerate(train_rows) if l in set(intents)]
@@ -1455,8 +1848,9 @@ def main() -> None:
     ctx = {
         "final": final, "labels": labels, "oos_labels": oos_labels, "ood_report": ood_report,
         "extra_train": extra_report, "conversion": conv_report,
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                 if k not in ("out", "data", "minilm", "clinc", "card_only", "checkpoint", "smoke", "extra_train")},
+        "args": {k: (str(v) if isinstance(v, Path) else [str(x) if isinstance(x, Path) else x for x in v] if isinstance(v, list) else v) for k, v in vars(args).items()
+                 if k not in ("out", "data", "minilm", "clinc", "card_only", "checkpoint", "smoke", "extra_train")
+                 and not lever_off(args, k)},
         "history": run51["history"], "best_epoch": run51["best_epoch"],
         "train_seconds": run51["train_seconds"], "total_seconds": total_seconds,
         "train_seconds_50": run50["train_seconds"] if run50 else None,
@@ -1465,6 +1859,10 @@ def main() -> None:
         "n_train": len(train_rows), "n_train_banking77": len(train), "threads": args.threads, "cpu": cpu,
         "built_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
     }
+    if dapt_report is not None:  # absent when off, so a default build writes what it always did
+        ctx["dapt"] = dapt_report
+    if distil_report is not None:
+        ctx["distillation"] = distil_report
     # everything the card says, so `--card-only` can rewrite the card without training again
     with open(out / "build_record.json", "w") as f:
         json.dump(ctx, f, indent=1, default=float)
@@ -1483,8 +1881,8 @@ def main() -> None:
         "chosen": final_key, "triage": triage_json,
         "history_51": [{k: v for k, v in h.items()} for h in run51["history"]],
         "history_50": [{k: v for k, v in h.items()} for h in run50["history"]] if run50 else None,
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                 if k not in ("out", "data", "minilm", "extra_train")},
+        "args": {k: (str(v) if isinstance(v, Path) else [str(x) if isinstance(x, Path) else x for x in v] if isinstance(v, list) else v) for k, v in vars(args).items()
+                 if k not in ("out", "data", "minilm", "extra_train") and not lever_off(args, k)},
     }
     m = final["metrics"]
     sizes = {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.is_file()}
