@@ -31,12 +31,11 @@ struct Triage: AsyncParsableCommand {
     static func main() async {
         let arguments = Array(CommandLine.arguments.dropFirst())
         // The one-query edge invocation: not even `Classify`'s own reflection (see ClassifyJob).
-        if arguments.first == "classify", let job = ClassifyJob(plainArguments: Array(arguments.dropFirst())),
-           finished({ try job.run() }) {
-            return
-        }
-        if let name = arguments.first, let type = directCommands[name],
-           var command = try? type.parse(Array(arguments.dropFirst())), finished({ try command.run() }) {
+        if arguments.first == "classify", let job = ClassifyJob(plainArguments: Array(arguments.dropFirst())) {
+            // Ran, or stopped with a validation error the normal path reports: not parsed again here.
+            if finished({ try job.run() }) { return }
+        } else if let name = arguments.first, let type = directCommands[name],
+                  var command = try? type.parse(Array(arguments.dropFirst())), finished({ try command.run() }) {
             return
         }
         await main(nil)
