@@ -103,6 +103,11 @@ RULE_MARGIN = 0.002
 
 # The levers of issue 13, measured on valid with the Swift engine (`triage eval`, `triage tune`,
 # tools/offline_routing.py); copied into the model card.
+# The shipped model's routing cut before the feature distance (lever 5) was fitted, measured by
+# `triage tune` the same way (fitted / 5-fold CV); the card shows it under the current cut.
+ROUTING_BEFORE_DISTANCE = ("| before `oos_distance` (fitted / CV) | 0.83 | 0.945 | 0.035 | — | 79.92 % / 80.59 % | "
+                           "98.01 % / 97.62 % | 0.68 % / 1.10 % |")
+
 LEVER_RUNS = """
 All figures on the corrected `valid.jsonl` with the Swift engine, FP32: `triage eval` (in-scope
 accuracy, out-of-scope precision/recall; in-domain and out-of-domain recall from `eval` on the
@@ -1353,16 +1358,24 @@ def write_card(out: Path, ctx: dict) -> None:
                  f"trust is the {cv.get('folds', '?')}-fold cross-validated one: folds stratified by label, each fold "
                  "judged by the cut fitted on the other folds, counts summed.")
         L.append("")
-        L.append("| | min_confidence | answer_band | max_oos_score | edge keeps (in-scope) | edge answers right | oos answered at the edge |")
-        L.append("|---|---|---|---|---|---|---|")
-        L.append(f"| fitted on all of valid | {routing['min_confidence']} | {routing['answer_band']} | {routing['max_oos_score']} | "
-                 f"{pct(fo.get('kept_share', 0))} | {pct(1 - fo.get('edge_error', 0))} | {pct(fo.get('under_routing', 0))} |")
-        L.append(f"| {cv.get('folds', '?')}-fold cross-validated | | | | {pct(cv.get('kept_share', 0))} | "
-                 f"{pct(1 - cv.get('edge_error', 0))} | {pct(cv.get('under_routing', 0))} |")
+        # The feature-distance cut (lever 5) gets its own column when tune fitted one.
+        distance = "max_oos_distance" in routing
+        dcol, dgap, dval = (" max_oos_distance |", "---|", f" {routing.get('max_oos_distance')} |") if distance else ("", "", "")
+        L.append("| | min_confidence | answer_band | max_oos_score |" + dcol
+                 + " edge keeps (in-scope) | edge answers right | oos answered at the edge |")
+        L.append("|---|---|---|---|" + dgap + "---|---|---|")
+        L.append(f"| fitted on all of valid | {routing['min_confidence']} | {routing['answer_band']} | {routing['max_oos_score']} |"
+                 f"{dval} {pct(fo.get('kept_share', 0))} | {pct(1 - fo.get('edge_error', 0))} | {pct(fo.get('under_routing', 0))} |")
+        L.append(f"| {cv.get('folds', '?')}-fold cross-validated | | | |" + (" |" if distance else "")
+                 + f" {pct(cv.get('kept_share', 0))} | {pct(1 - cv.get('edge_error', 0))} | {pct(cv.get('under_routing', 0))} |")
+        if distance:
+            L.append(ROUTING_BEFORE_DISTANCE)
         L.append("")
         L.append("The router uses these unless the operator's config sets the same keys (`router.min_confidence`, "
-                 "`router.answer_band`, `router.max_oos_score`); answers between `min_confidence` and `answer_band` "
-                 "are flagged for review.")
+                 "`router.answer_band`, `router.max_oos_score`); "
+                 + ("`max_oos_distance` escalates a query whose feature distance (`oos_distance`, below) is above it; "
+                    if distance else "")
+                 + "answers between `min_confidence` and `answer_band` are flagged for review.")
         L.append("")
     if LEVER_RUNS.strip():
         L.append("### Levers tried (issue 13)")

@@ -33,7 +33,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
     @Option(help: ArgumentHelp("Write an SVG chart of latency against sequence length.", valueName: "FILE")) var svg: String?
     @Option(help: "Comma-separated sequence lengths.") var lengths = "8,16,32,64,128,256"
-    @Option(help: "Engines to run: fp32, int8 (INT8 runs once per available kernel).") var engines = "fp32,int8"
+    @Option(help: "Engines to run: fp32, int8, int8-attn (INT8 with attention's products in INT8 too; INT8 engines run once per available kernel).")
+    var engines = "fp32,int8"
     @Option(help: "Only these INT8 kernels (comma-separated; default: every one this CPU runs).") var kernels: String?
     @Option(help: "Parts to run: kernels, latency, throughput, accuracy, profile (per-stage times; not in the default set).")
     var parts = "kernels,latency,throughput,accuracy"
@@ -46,8 +47,8 @@ struct Bench: ParsableCommand {
         for p in parts.split(separator: ",") where !["kernels", "latency", "throughput", "accuracy", "profile"].contains(String(p)) {
             throw ValidationError("unknown part '\(p)'")
         }
-        for e in engines.split(separator: ",") where !["fp32", "int8"].contains(String(e)) {
-            throw ValidationError("unknown engine '\(e)' (fp32 or int8)")
+        for e in engines.split(separator: ",") where !["fp32", "int8", "int8-attn"].contains(String(e)) {
+            throw ValidationError("unknown engine '\(e)' (fp32, int8 or int8-attn)")
         }
     }
 
@@ -84,7 +85,19 @@ struct Bench: ParsableCommand {
             }
             let int8Load = Clock.seconds() - int8Start
             let fp32Model = fp32.model
+            // "int8" runs the INT8 file as its metadata says; "int8-attn" the same weights with
+            // attention's products in INT8 whatever the file says.
             let int8Models = int8Kernels.map { DistilBertModel(weights: int8Weights, runtime: Runtime(threads: threadCount, kernels: $0)) }
+            let int8AttnModels = int8Kernels.map {
+                DistilBertModel(weights: int8Weights, runtime: Runtime(threads: threadCount, kernels: $0), int8Attention: true)
+            }
+            func models() -> [(String, String?, DistilBertModel)] {
+                var models: [(String, String?, DistilBertModel)] = []
+                if engineSet.contains("fp32") { models.append(("fp32", nil, fp32Model)) }
+                if engineSet.contains("int8") { models += zip(int8Kernels, int8Models).map { ("int8", $0.name, $1) } }
+                if engineSet.contains("int8-attn") { models += zip(int8Kernels, int8AttnModels).map { ("int8-attn", $0.name, $1) } }
+                return models
+            }
 
             let c = fp32Model.config
             var report: [(String, JSONValue)] = [
@@ -117,10 +130,7 @@ struct Bench: ParsableCommand {
             if partSet.contains("latency") {
                 var rows: [JSONValue] = []
                 text += "ENGINE          TOKENS   p50 ms   p95 ms   runs\n"
-                var models: [(String, String?, DistilBertModel)] = []
-                if engineSet.contains("fp32") { models.append(("fp32", nil, fp32Model)) }
-                if engineSet.contains("int8") { models += zip(int8Kernels, int8Models).map { ("int8", $0.name, $1) } }
-                for (engine, kernel, model) in models {
+                for (engine, kernel, model) in models() {
                     var points: [(Int, Double)] = []
                     for len in lens where len <= c.maxPositionEmbeddings {
                         let input = PackedSequences(tokens: benchTokens(fp32, length: len), lengths: [len])
@@ -139,11 +149,9 @@ struct Bench: ParsableCommand {
             }
 
             if partSet.contains("profile") {
-                var models: [(String, DistilBertModel)] = []
-                if engineSet.contains("fp32") { models.append(("fp32", fp32Model)) }
-                if engineSet.contains("int8") { models += zip(int8Kernels, int8Models).map { ("int8/" + $0.name, $1) } }
                 var rows: [JSONValue] = []
-                for (engine, model) in models {
+                for (name, kernel, model) in models() {
+                    let engine = name + (kernel.map { "/" + $0 } ?? "")
                     for len in lens where len <= c.maxPositionEmbeddings {
                         let input = PackedSequences(tokens: benchTokens(fp32, length: len), lengths: [len])
                         let p = try profile(model, input)
@@ -160,11 +168,8 @@ struct Bench: ParsableCommand {
                 let one = benchTokens(fp32, length: len)
                 let input = PackedSequences(tokens: Array([[Int32]](repeating: one, count: batch).joined()),
                                             lengths: [Int](repeating: len, count: batch))
-                var models: [(String, String?, DistilBertModel)] = []
-                if engineSet.contains("fp32") { models.append(("fp32", nil, fp32Model)) }
-                if engineSet.contains("int8") { models += zip(int8Kernels, int8Models).map { ("int8", $0.name, $1) } }
                 text += "ENGINE          BATCH×TOKENS   sequences/s   p50 ms\n"
-                for (engine, kernel, model) in models {
+                for (engine, kernel, model) in models() {
                     let s = try measure(minTime: minTime, minRuns: max(3, minRuns / 4)) { ws in _ = try model.forward(input, workspace: &ws) }
                     let perSecond = Double(batch) / s.p50
                     rows.append(.object([("engine", .string(engine)), ("kernel", kernel.map { .string($0) } ?? .null),
@@ -180,36 +185,45 @@ struct Bench: ParsableCommand {
 
             if partSet.contains("accuracy"), let data {
                 let queries = try LabelledQuery.load(path: data)
-                let int8Classifier = Classifier(directory: int8Path, tokenizer: fp32.tokenizer, model: int8Models[0],
-                                                calibration: fp32.calibration)
-                var wsA = Workspace(), wsB = Workspace()
-                var agree = 0, maxDelta: Float = 0, rightA = 0, rightB = 0, inScope = 0
                 let oos = fp32.calibration.outOfScopeLabel ?? "oos"
-                for start in stride(from: 0, to: queries.count, by: 32) {
-                    let chunk = Array(queries[start..<min(start + 32, queries.count)])
-                    let a = try fp32.classify(chunk.map(\.text), workspace: &wsA)
-                    let b = try int8Classifier.classify(chunk.map(\.text), workspace: &wsB)
-                    for (q, (x, y)) in zip(chunk, zip(a, b)) {
-                        let lx = x.outOfScope ? oos : x.label, ly = y.outOfScope ? oos : y.label
-                        if lx == ly { agree += 1 }
-                        for (p, r) in zip(x.probabilities, y.probabilities) { maxDelta = max(maxDelta, abs(p - r)) }
-                        if q.label != oos && fp32.labels.contains(q.label) {
-                            inScope += 1
-                            if lx == q.label { rightA += 1 }
-                            if ly == q.label { rightB += 1 }
+                // FP32 against each INT8 variant asked for: the file's scheme ("int8"; also
+                // when only fp32 is asked, as before) and INT8 attention ("int8-attn").
+                var variants: [(key: String, name: String, model: DistilBertModel)] = []
+                if engineSet.contains("int8") || !engineSet.contains("int8-attn") { variants.append(("accuracy", "INT8", int8Models[0])) }
+                if engineSet.contains("int8-attn") {
+                    variants.append(("accuracy_int8_attn", "INT8 with INT8 attention", int8AttnModels[0]))
+                }
+                for variant in variants {
+                    let int8Classifier = Classifier(directory: int8Path, tokenizer: fp32.tokenizer, model: variant.model,
+                                                    calibration: fp32.calibration)
+                    var wsA = Workspace(), wsB = Workspace()
+                    var agree = 0, maxDelta: Float = 0, rightA = 0, rightB = 0, inScope = 0
+                    for start in stride(from: 0, to: queries.count, by: 32) {
+                        let chunk = Array(queries[start..<min(start + 32, queries.count)])
+                        let a = try fp32.classify(chunk.map(\.text), workspace: &wsA)
+                        let b = try int8Classifier.classify(chunk.map(\.text), workspace: &wsB)
+                        for (q, (x, y)) in zip(chunk, zip(a, b)) {
+                            let lx = x.outOfScope ? oos : x.label, ly = y.outOfScope ? oos : y.label
+                            if lx == ly { agree += 1 }
+                            for (p, r) in zip(x.probabilities, y.probabilities) { maxDelta = max(maxDelta, abs(p - r)) }
+                            if q.label != oos && fp32.labels.contains(q.label) {
+                                inScope += 1
+                                if lx == q.label { rightA += 1 }
+                                if ly == q.label { rightB += 1 }
+                            }
                         }
                     }
+                    let n = Double(queries.count)
+                    report.append((variant.key, .object([
+                        ("data", .string(data)), ("queries", .int(queries.count)),
+                        ("label_agreement", .number(Double(agree) / n)), ("max_abs_dprob", .number(Double(maxDelta))),
+                        ("fp32_in_scope_accuracy", .number(Double(rightA) / Double(max(1, inScope)))),
+                        ("int8_in_scope_accuracy", .number(Double(rightB) / Double(max(1, inScope)))),
+                    ])))
+                    text += "FP32 vs \(variant.name) on \(queries.count) queries of \(data):\n"
+                    text += "  label agreement \(fixed(Double(agree) / n * 100, 2)) %, max |Δprob| \(fixed(Double(maxDelta), 4))\n"
+                    text += "  in-scope accuracy FP32 \(fixed(Double(rightA) / Double(max(1, inScope)) * 100, 2)) %, \(variant.name) \(fixed(Double(rightB) / Double(max(1, inScope)) * 100, 2)) %\n\n"
                 }
-                let n = Double(queries.count)
-                report.append(("accuracy", .object([
-                    ("data", .string(data)), ("queries", .int(queries.count)),
-                    ("label_agreement", .number(Double(agree) / n)), ("max_abs_dprob", .number(Double(maxDelta))),
-                    ("fp32_in_scope_accuracy", .number(Double(rightA) / Double(max(1, inScope)))),
-                    ("int8_in_scope_accuracy", .number(Double(rightB) / Double(max(1, inScope)))),
-                ])))
-                text += "FP32 vs INT8 on \(queries.count) queries of \(data):\n"
-                text += "  label agreement \(fixed(Double(agree) / n * 100, 2)) %, max |Δprob| \(fixed(Double(maxDelta), 4))\n"
-                text += "  in-scope accuracy FP32 \(fixed(Double(rightA) / Double(max(1, inScope)) * 100, 2)) %, INT8 \(fixed(Double(rightB) / Double(max(1, inScope)) * 100, 2)) %\n\n"
             }
 
             let memory: JSONValue = .object([("rss_after_fp32_load_bytes", .int(rssFP32)),

@@ -16,7 +16,10 @@ struct Quantize: ParsableCommand {
             --int8 looks for it. Linear weights are stored in the INT8 kernels' packed layout \
             (`<name>.weight_packed`, layout id in `__metadata__`), so loading is a memory map; \
             --row-major stores them as plain [out × in] int8 matrices under their usual names, \
-            for other safetensors readers (triage packs those at load).
+            for other safetensors readers (triage packs those at load). --attention int8 \
+            makes attention's Q·Kᵀ and P·V INT8 products too (Q and the probabilities uint8 per \
+            row, K int8 per key, V int8 per feature, quantized at run time), recorded in \
+            `__metadata__` as triage_attention; without it attention stays FP32.
             """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -26,9 +29,12 @@ struct Quantize: ParsableCommand {
     var embeddings = "int8"
     @Flag(help: "Store linear weights row-major under their usual names instead of the packed layout.")
     var rowMajor = false
+    @Option(help: ArgumentHelp("Attention's two products: float, or int8.", valueName: "float|int8"))
+    var attention = "float"
 
     func validate() throws {
         guard ["int8", "float"].contains(embeddings) else { throw ValidationError("--embeddings must be int8 or float") }
+        guard ["int8", "float"].contains(attention) else { throw ValidationError("--attention must be float or int8") }
     }
 
     func run() throws {
@@ -37,7 +43,7 @@ struct Quantize: ParsableCommand {
             let output = out ?? Classifier.int8Directory(for: input)
             let start = Clock.seconds()
             try Quantizer.quantizeDirectory(from: input, to: output, embeddings: embeddings == "int8",
-                                             layout: rowMajor ? .rowMajor : .packed)
+                                             layout: rowMajor ? .rowMajor : .packed, int8Attention: attention == "int8")
             let inSize = FileSystem.fileSize(FileSystem.join(input, "model.safetensors")) ?? 0
             let outSize = FileSystem.fileSize(FileSystem.join(output, "model.safetensors")) ?? 0
             StandardError.write("quantized \(input) → \(output): \(outSize) bytes (input \(inSize) bytes) in \(fixed(Clock.seconds() - start, 2)) s\n")

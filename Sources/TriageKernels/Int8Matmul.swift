@@ -72,6 +72,26 @@ public final class PackedInt8Matrix: @unchecked Sendable {
         (self.scales, columnSums) = Self.padded(scales: scales, sums: sums, blocks: blocks)
     }
 
+    /// A view of packed weights, scales and sums that live elsewhere (scratch that INT8
+    /// attention fills per head); `owner` keeps them alive. `scales` and `sums` must hold
+    /// whole blocks (a multiple of 16 entries ≥ rows).
+    public init(view data: UnsafeMutablePointer<Int8>, scales: FloatBuffer, sums: UnsafeMutablePointer<Int32>,
+                rows: Int, columns: Int, owner: AnyObject) {
+        self.rows = rows
+        self.columns = columns
+        paddedColumns = (columns + 3) / 4 * 4
+        blocks = (rows + 15) / 16
+        precondition(scales.count >= blocks * 16)
+        self.owner = owner
+        self.data = data
+        self.scales = scales
+        columnSums = sums
+        ownsSums = false
+    }
+
+    /// False for a view, whose sums belong to someone else.
+    private var ownsSums = true
+
     /// Scales and weight sums padded with zeros to whole blocks, for the kernels' full-width loads.
     static func padded(scales: [Float], sums: [Int32], blocks: Int) -> (FloatBuffer, UnsafeMutablePointer<Int32>) {
         let count = blocks * 16
@@ -84,7 +104,7 @@ public final class PackedInt8Matrix: @unchecked Sendable {
 
     deinit {
         if owner == nil { data.deallocate() }
-        columnSums.deallocate()
+        if ownsSums { columnSums.deallocate() }
     }
 
     /// True when the weights are read in place from a memory-mapped file.

@@ -48,6 +48,8 @@ public final class Workspace {
     var hidden = ScratchBuffer(), scores = ScratchBuffer()
     var clsX = ScratchBuffer(), clsCtx = ScratchBuffer(), clsTmp = ScratchBuffer(), clsHidden = ScratchBuffer()
     let quantized = QuantizationScratch()
+    /// One per thread, for models with INT8 attention.
+    var int8Attention: [Int8AttentionScratch] = []
     /// When set, each forward pass run with this workspace books its stages' times here.
     public var profile: ForwardProfile?
     public init() {}
@@ -63,9 +65,16 @@ public final class DistilBertModel: Sendable {
     /// pool costs more than it saves.
     static let parallelThreshold = 64 * 1024
 
-    public init(weights: DistilBertWeights, runtime: Runtime = Runtime(threads: 1, kernels: .portable)) {
+    /// Whether attention's two products run in INT8: the file's scheme unless overridden.
+    public let int8Attention: Bool
+
+    /// `int8Attention` overrides the file's attention scheme (for comparing the two on one
+    /// set of weights, as `triage bench --engines int8-attn` does).
+    public init(weights: DistilBertWeights, runtime: Runtime = Runtime(threads: 1, kernels: .portable),
+                int8Attention: Bool? = nil) {
         self.weights = weights
         self.runtime = runtime
+        self.int8Attention = int8Attention ?? weights.int8Attention
     }
 
     public func forward(_ input: PackedSequences, workspace ws: inout Workspace) throws -> ModelOutput {
@@ -90,6 +99,10 @@ public final class DistilBertModel: Sendable {
         let tmp = ws.tmp.pointer(count: total * d)
         let hidden = ws.hidden.pointer(count: total * c.hiddenDim)
         let scores = ws.scores.pointer(count: runtime.threads * AttentionHeadArguments.scratchCount(keys: maxLen, headDim: c.headDim))
+        if int8Attention {
+            while ws.int8Attention.count < runtime.threads { ws.int8Attention.append(Int8AttentionScratch()) }
+        }
+        let int8Scratch = int8Attention ? ws.int8Attention : nil
 
         let profile = ws.profile
         var t = profile == nil ? 0 : ForwardProfile.now()
@@ -100,7 +113,7 @@ public final class DistilBertModel: Sendable {
             linear(layer.qkv, x, rows: rows, into: qkv, ws, .qkv)
             if l < c.nLayers - 1 {
                 attention(qkv: qkv, lengths: input.lengths, offsets: offsets, queriesPerSequence: nil,
-                          scores: scores, into: ctx, profile: profile)
+                          scores: scores, int8Scratch: int8Scratch, into: ctx, profile: profile)
                 attentionOutputAndFFN(layer, x: x, ctx: ctx, rows: rows, tmp: tmp, hidden: hidden, ws)
             } else {
                 // Only [CLS] feeds the head: the last layer's queries, attention output and
@@ -111,7 +124,7 @@ public final class DistilBertModel: Sendable {
                 let clsHidden = ws.clsHidden.pointer(count: batch * c.hiddenDim)
                 for b in 0..<batch { (clsX + b * d).update(from: x + offsets[b] * d, count: d) }
                 attention(qkv: qkv, lengths: input.lengths, offsets: offsets, queriesPerSequence: 1,
-                          scores: scores, into: clsCtx, profile: profile)
+                          scores: scores, int8Scratch: int8Scratch, into: clsCtx, profile: profile)
                 attentionOutputAndFFN(layer, x: clsX, ctx: clsCtx, rows: batch, tmp: clsTmp, hidden: clsHidden, ws)
             }
         }
@@ -145,10 +158,11 @@ public final class DistilBertModel: Sendable {
     /// Multi-head self-attention over each sequence's own tokens. Reads q, k, v from the
     /// fused [rows × 3·dim] projection; writes the per-head contexts side by side. With
     /// `queriesPerSequence` set, only that many leading queries per sequence are computed and
-    /// their contexts are written one sequence after another.
+    /// their contexts are written one sequence after another. With `int8Scratch` (one per
+    /// thread) both products run in INT8 (`Int8Attention`).
     func attention(qkv: UnsafeMutablePointer<Float>, lengths: [Int], offsets: [Int], queriesPerSequence: Int?,
-                   scores: UnsafeMutablePointer<Float>, into ctx: UnsafeMutablePointer<Float>,
-                   profile: ForwardProfile? = nil)
+                   scores: UnsafeMutablePointer<Float>, int8Scratch: [Int8AttentionScratch]? = nil,
+                   into ctx: UnsafeMutablePointer<Float>, profile: ForwardProfile? = nil)
     {
         var t = profile == nil ? 0 : ForwardProfile.now()
         let c = config, d = c.dim, dh = c.headDim, ld = 3 * d
@@ -157,7 +171,10 @@ public final class DistilBertModel: Sendable {
         let tasks = lengths.count * c.nHeads
         let work = lengths.reduce(0) { $0 + min(queriesPerSequence ?? $1, $1) * $1 } * d * 2
         let chunks = work < Self.parallelThreshold ? 1 : min(runtime.threads, tasks)
-        let head = runtime.kernels.glue.attentionHead
+        let kernels = runtime.kernels
+        let head: (AttentionHeadArguments, Int) -> Void = int8Scratch.map { scratch in
+            { Int8Attention.head($0, kernels: kernels, scratch: scratch[$1]) }
+        } ?? { args, _ in kernels.glue.attentionHead(args) }
         let perChunk = AttentionHeadArguments.scratchCount(keys: maxLen, headDim: dh)
         let body = { (chunk: Int) in
             let s = scores + chunk * perChunk
@@ -168,7 +185,7 @@ public final class DistilBertModel: Sendable {
                 let out = queriesPerSequence == nil ? ctx + offsets[b] * d : ctx + b * queries * d
                 head(AttentionHeadArguments(q: base + h * dh, k: base + d + h * dh, v: base + 2 * d + h * dh, ld: ld,
                                             queries: queries, keys: n, headDim: dh, scale: scale,
-                                            out: out + h * dh, ldo: d, scratch: s))
+                                            out: out + h * dh, ldo: d, scratch: s), chunk)
             }
         }
         if chunks == 1 { body(0) } else { runtime.pool.run(chunks, body) }

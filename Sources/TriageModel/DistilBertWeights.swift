@@ -90,6 +90,9 @@ public final class DistilBertWeights: @unchecked Sendable {
     public let layers: [TransformerLayerWeights]
     public let head: ClassifierHead?
     public let file: SafeTensorsFile
+    /// Attention's Q·Kᵀ and P·V as INT8 products (`triage_attention` = `Int8Attention.scheme`
+    /// in `__metadata__`, written by `triage quantize --attention int8`); FP32 otherwise.
+    public let int8Attention: Bool
 
     /// The linear layers of a config, as (name without ".weight", out, in).
     public static func linearLayers(_ c: DistilBertConfig, prefix: String, head: Bool) -> [(String, Int, Int)] {
@@ -159,6 +162,12 @@ public final class DistilBertWeights: @unchecked Sendable {
         let layout = file.metadata(Quantizer.layoutKey)
         if let layout, layout != Quantizer.packedLayout {
             throw ModelError("\(file.path) stores its INT8 weights in layout '\(layout)', which this triage cannot read (it reads '\(Quantizer.packedLayout)'); quantize the FP32 model again with this version")
+        }
+        switch file.metadata(Quantizer.attentionKey) {
+        case nil: int8Attention = false
+        case Int8Attention.scheme?: int8Attention = true
+        case let other?:
+            throw ModelError("\(file.path) asks for attention scheme '\(other)', which this triage cannot run (it runs '\(Int8Attention.scheme)' or, without the key, FP32); quantize the FP32 model again with this version")
         }
         var inFeatures: [String: Int] = [:]
         for (name, _, k) in Self.linearLayers(config, prefix: prefix, head: hasHead) { inFeatures[name + ".weight"] = k }

@@ -14,6 +14,8 @@ public enum Quantizer {
     /// one without the key is row-major (packed at load).
     public static let layoutKey = "triage_int8_layout"
     public static let packedLayout = "blocks16x4-v1"
+    /// Present (= `Int8Attention.scheme`) when attention's two products run in INT8 too.
+    public static let attentionKey = "triage_attention"
 
     /// How int8 linear weights are stored: row-major [out × in] under the usual names, which
     /// any safetensors reader understands, or already in the kernels' packed layout
@@ -22,7 +24,7 @@ public enum Quantizer {
     public enum Layout: Sendable { case rowMajor, packed }
 
     public static func quantize(_ source: SafeTensorsFile, config: DistilBertConfig,
-                                embeddings: Bool, layout: Layout = .packed) throws -> SafeTensorsWriter {
+                                embeddings: Bool, layout: Layout = .packed, int8Attention: Bool = false) throws -> SafeTensorsWriter {
         let prefix = source.info("distilbert.embeddings.word_embeddings.weight") != nil ? "distilbert." : ""
         let hasHead = source.info("classifier.weight") != nil
         let linears = DistilBertWeights.linearLayers(config, prefix: prefix, head: hasHead).map { $0.0 + ".weight" }
@@ -33,6 +35,10 @@ public enum Quantizer {
                       ("weights", "int8 symmetric, one scale per output channel"),
                       ("activations", "uint8 asymmetric, dynamic, one scale and zero point per row"),
                       ("word_embeddings", embeddings ? "int8 symmetric, one scale per row" : "unchanged")]
+        if int8Attention {
+            w.metadata += [(attentionKey, Int8Attention.scheme),
+                           ("attention", "Q·Kᵀ and P·V as INT8 products: Q and P uint8 per row, K int8 per key, V int8 per feature")]
+        }
         func quantized(_ t: TensorInfo) throws -> (values: [Int8], scales: [Float]) {
             guard t.shape.count == 2, [.F32, .F16, .BF16].contains(t.dtype) else {
                 throw ModelError("\(t.name) is \(t.dtype.rawValue) \(t.shape); the quantizer needs a float matrix (is the model already int8?)")
@@ -82,10 +88,11 @@ public enum Quantizer {
     /// calibration, answer book and licence files copied unchanged; and the model card with a
     /// note saying what was quantized and that its figures are the FP32 model's.
     public static func quantizeDirectory(from input: String, to output: String, embeddings: Bool,
-                                         layout: Layout = .packed) throws {
+                                         layout: Layout = .packed, int8Attention: Bool = false) throws {
         let weights = try DistilBertWeights.load(directory: input)
         guard !weights.isInt8 else { throw ModelError("\(input) is already an INT8 model") }
-        let writer = try quantize(weights.file, config: weights.config, embeddings: embeddings, layout: layout)
+        let writer = try quantize(weights.file, config: weights.config, embeddings: embeddings, layout: layout,
+                                  int8Attention: int8Attention)
         try FileSystem.createDirectory(output)
         for name in ["config.json", "vocab.txt", "tokenizer_config.json", "tokenizer.json", "special_tokens_map.json",
                      "triage.json", "answers.json", "DATA_LICENSE.txt", "LICENSE"] where FileSystem.exists(FileSystem.join(input, name)) {
@@ -102,20 +109,23 @@ public enum Quantizer {
         if FileSystem.exists(card) {
             try FileSystem.writeAtomically(FileSystem.join(output, "README.md"),
                                            text: int8Card(try FileSystem.readText(card), source: input, embeddings: embeddings,
-                                                         layout: layout))
+                                                         layout: layout, int8Attention: int8Attention))
         }
         try writer.write(to: FileSystem.join(output, "model.safetensors"))
     }
 
     /// The source model card with an INT8 note after its YAML front matter (when it has one).
-    public static func int8Card(_ card: String, source: String, embeddings: Bool, layout: Layout = .rowMajor) -> String {
+    public static func int8Card(_ card: String, source: String, embeddings: Bool, layout: Layout = .rowMajor,
+                                int8Attention: Bool = false) -> String {
         let name = source.split(separator: "/").last.map(String.init) ?? source
         let note = """
             > **INT8 copy.** This directory is `\(name)` quantized by `triage quantize`: every linear \
             layer's weight int8, symmetric, one scale per output channel (\(layout == .packed
                 ? "stored in the INT8 kernels' packed layout as `<name>.weight_packed`, with `<name>.weight_scale` and `<name>.weight_sum`; layout `\(packedLayout)` in `__metadata__`"
                 : "a `<name>_scale` tensor beside it")), word embeddings \(embeddings ? "int8 with one scale per row" : "unchanged"); \
-            activations are quantized at run time, uint8 with one scale and zero point per row. \
+            activations are quantized at run time, uint8 with one scale and zero point per row\(int8Attention
+                ? "; attention's Q·Kᵀ and P·V are INT8 products too (Q and the probabilities uint8 per row, K int8 per key, V int8 per feature; `\(attentionKey)` = `\(Int8Attention.scheme)` in `__metadata__`)"
+                : ""). \
             The rest of this card is the source model's, unchanged: its figures and file \
             descriptions are those of the FP32 weights (`triage eval --int8` measures this one).
 
@@ -127,8 +137,9 @@ public enum Quantizer {
     }
 
     /// An INT8 copy of a model, built in memory (for `--int8` when none was written).
-    public static func quantizeInMemory(_ weights: DistilBertWeights, embeddings: Bool) throws -> DistilBertWeights {
-        let writer = try quantize(weights.file, config: weights.config, embeddings: embeddings)
+    public static func quantizeInMemory(_ weights: DistilBertWeights, embeddings: Bool,
+                                        int8Attention: Bool = false) throws -> DistilBertWeights {
+        let writer = try quantize(weights.file, config: weights.config, embeddings: embeddings, int8Attention: int8Attention)
         let file = try SafeTensorsFile(bytes: writer.serialize(), name: weights.file.path + " (quantized in memory)")
         return try DistilBertWeights(config: weights.config, file: file)
     }

@@ -50,6 +50,24 @@ import TriageTestSupport
         #expect(r.stderr.contains("no input"))
     }
 
+    /// `quantize --attention int8` through the binary: the file carries the scheme, the
+    /// INT8 model classifies from it, and an unknown scheme is a usage error.
+    @Test func quantizeWithInt8Attention() throws {
+        let dir = try tinyModel()
+        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: dir + "-int8") }
+        let q = try runTriage(["quantize", "--model", dir, "--attention", "int8"])
+        #expect(q.status == 0, "\(q.stderr)")
+        let file = try SafeTensorsFile(path: dir + "-int8/model.safetensors")
+        #expect(file.metadata("triage_attention") == "int8-v1")
+        let r = try runTriage(["classify", "--model", dir, "--int8", "--json", "hello there"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("\"label\""))
+        let bad = try runTriage(["quantize", "--model", dir, "--attention", "int4", "--out", dir + "-x"])
+        #expect(bad.status == 64)
+        #expect(bad.stderr.contains("--attention must be float or int8"))
+        #expect(!FileSystem.exists(dir + "-x"))
+    }
+
     @Test func classifyJSONOnePerInputInOrder() throws {
         let dir = try tinyModel()
         defer { try? FileManager.default.removeItem(atPath: dir) }
