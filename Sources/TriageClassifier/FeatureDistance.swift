@@ -1,4 +1,5 @@
 import TriageJSON
+import TriageKernels
 import TriageSystem
 import TriageTensors
 
@@ -28,14 +29,19 @@ public struct FeatureDistance: Sendable, Equatable {
     public var threshold: Double
     public var dim: Int
     public var classes: Int
-    var whitening: [Float]
-    var means: [Float]
+    let whitening: FloatValues
+    let means: FloatValues
 
     public init(feature: Feature, file: String, threshold: Double, dim: Int, whitening: [Float], means: [Float]) throws {
-        guard dim > 0, whitening.count == dim * dim, !means.isEmpty, means.count % dim == 0 else {
+        try self.init(feature: feature, file: file, threshold: threshold, dim: dim,
+                      whitening: FloatValues(whitening), means: FloatValues(means))
+    }
+
+    init(feature: Feature, file: String, threshold: Double, dim: Int, whitening: FloatValues, means: FloatValues) throws {
+        guard dim > 0, whitening.count == dim * dim, means.count > 0, means.count % dim == 0 else {
             throw ClassifierError("oos_distance: whitening must be \(dim) × \(dim) and means a multiple of \(dim) values")
         }
-        guard whitening.allSatisfy(\.isFinite), means.allSatisfy(\.isFinite) else {
+        guard whitening.allFinite, means.allFinite else {
             throw ClassifierError("oos_distance: the statistics hold a value that is not finite")
         }
         self.feature = feature; self.file = file; self.threshold = threshold; self.dim = dim
@@ -80,7 +86,7 @@ public struct FeatureDistance: Sendable, Equatable {
                 throw ClassifierError("whitening must be [dim, dim] and means [classes, dim]; found \(w.shape) and \(m.shape)")
             }
             return try FeatureDistance(feature: feature, file: file, threshold: threshold, dim: w.shape[0],
-                                       whitening: try st.floats("whitening"), means: try st.floats("means"))
+                                       whitening: try FloatValues(st, "whitening"), means: try FloatValues(st, "means"))
         } catch let e as ClassifierError {
             throw ClassifierError("\(path): \(e.message)")
         } catch {
@@ -139,5 +145,48 @@ public struct FeatureDistance: Sendable, Equatable {
     var fingerprint: String {
         let w = whitening.withUnsafeBytes { Fingerprint.of($0) }, m = means.withUnsafeBytes { Fingerprint.of($0) }
         return "\(feature.rawValue):\(String(w, radix: 16)):\(String(m, radix: 16)):\(threshold)"
+    }
+}
+
+/// Float32 values read in place from the statistics file's memory map (no 670 KB copy and its
+/// ~150 page faults at every start), or owned when built from an array.
+final class FloatValues: @unchecked Sendable, Equatable {
+    let pointer: UnsafePointer<Float>
+    let count: Int
+    private let owner: AnyObject
+
+    init(_ values: [Float]) {
+        let buffer = FloatBuffer(values)
+        owner = buffer
+        pointer = UnsafePointer(buffer.pointer)
+        count = values.count
+    }
+
+    /// An F32 tensor of `file`, in place when 4-byte aligned in the mapping, else copied.
+    convenience init(_ file: SafeTensorsFile, _ name: String) throws {
+        let bytes = try file.bytes(name)
+        if let base = bytes.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
+            self.init(pointer: base.assumingMemoryBound(to: Float.self), count: bytes.count / 4, owner: file)
+        } else {
+            self.init(try file.floats(name))
+        }
+    }
+
+    private init(pointer: UnsafePointer<Float>, count: Int, owner: AnyObject) {
+        self.pointer = pointer; self.count = count; self.owner = owner
+    }
+
+    var allFinite: Bool { withUnsafeBufferPointer { $0.allSatisfy(\.isFinite) } }
+
+    func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: pointer, count: count))
+    }
+
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(UnsafeBufferPointer(start: pointer, count: count)))
+    }
+
+    static func == (a: FloatValues, b: FloatValues) -> Bool {
+        a.count == b.count && a.withUnsafeBytes { x in b.withUnsafeBytes { y in x.elementsEqual(y) } }
     }
 }

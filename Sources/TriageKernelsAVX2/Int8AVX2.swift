@@ -47,6 +47,7 @@ public enum AVX2Kernels {
                 for half in 0..<2 where b * 16 + half * 8 < w.rows {
                     var i = 0
                     while i + 6 <= rows { tile6(args, widened, stride, first: i, row: first + i, block: b, half: half); i += 6 }
+                    if i + 4 <= rows { tile4(args, widened, stride, first: i, row: first + i, block: b, half: half); i += 4 }
                     while i + 2 <= rows { tile2(args, widened, stride, first: i, row: first + i, block: b, half: half); i += 2 }
                     if i < rows { tile1(args, widened, stride, first: i, row: first + i, block: b, half: half) }
                 }
@@ -116,6 +117,27 @@ public enum AVX2Kernels {
         store8(a0, a1, args, row: r, channel: n); store8(b0, b1, args, row: r + 1, channel: n)
         store8(c0, c1, args, row: r + 2, channel: n); store8(d0, d1, args, row: r + 3, channel: n)
         store8(e0, e1, args, row: r + 4, channel: n); store8(f0, f1, args, row: r + 5, channel: n)
+    }
+
+    /// Four rows: the remainder of a 16-token query (6 + 6 + 4), where two 2-row tiles
+    /// would read each weight quarter twice (~3 M more instructions per short query).
+    static func tile4(_ args: Int8GemmArguments, _ xw: UnsafeMutablePointer<Int16>, _ stride: Int,
+                      first i: Int, row r: Int, block b: Int, half: Int) {
+        let groups = args.w.paddedColumns / 4
+        let x0 = UnsafePointer(xw + i * stride), x1 = x0 + stride, x2 = x1 + stride, x3 = x2 + stride
+        var a0 = _mm256_setzero_si256(), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, d0 = a0, d1 = a0
+        let block = args.w.data + b * groups * 64 + 32 * half
+        for g in 0..<groups {
+            let p = block + 64 * g
+            let w0 = quarter(p, 0), w1 = quarter(p, 1)
+            var v = broadcast(x0, g); a0 = madd(a0, v, w0); a1 = madd(a1, v, w1)
+            v = broadcast(x1, g); b0 = madd(b0, v, w0); b1 = madd(b1, v, w1)
+            v = broadcast(x2, g); c0 = madd(c0, v, w0); c1 = madd(c1, v, w1)
+            v = broadcast(x3, g); d0 = madd(d0, v, w0); d1 = madd(d1, v, w1)
+        }
+        let n = b * 16 + 8 * half
+        store8(a0, a1, args, row: r, channel: n); store8(b0, b1, args, row: r + 1, channel: n)
+        store8(c0, c1, args, row: r + 2, channel: n); store8(d0, d1, args, row: r + 3, channel: n)
     }
 
     static func tile2(_ args: Int8GemmArguments, _ xw: UnsafeMutablePointer<Int16>, _ stride: Int,

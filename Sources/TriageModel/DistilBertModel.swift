@@ -147,7 +147,7 @@ public final class DistilBertModel: Sendable {
         for (b, n) in input.lengths.enumerated() {
             for t in 0..<n {
                 let row = x + (offsets[b] + t) * d
-                row.update(from: weights.positionEmbeddings.pointer + t * d, count: d)
+                weights.positionEmbeddings.copyRow(t, to: row)
                 weights.wordEmbeddings.addRow(Int(input.tokens[offsets[b] + t]), to: row)
             }
         }

@@ -43,6 +43,24 @@ public final class EmbeddingTable: @unchecked Sendable {
         self.rowScales = rowScales
     }
 
+    /// Writes row `id`, widened to FP32, to `out`.
+    @inline(__always)
+    public func copyRow(_ id: Int, to out: UnsafeMutablePointer<Float>) {
+        let size = dtype.byteSize
+        let row = UnsafeRawBufferPointer(rebasing: data[(id * dim * size)..<((id + 1) * dim * size)])
+        switch dtype {
+        case .F32:
+            for i in 0..<dim { out[i] = row.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) }
+        case .F16:
+            for i in 0..<dim { out[i] = FloatConversion.halfToFloat(row.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
+        case .I8:
+            let scale = rowScales[id]
+            for i in 0..<dim { out[i] = Float(Int8(bitPattern: row[i])) * scale }
+        default:  // BF16, checked at load
+            for i in 0..<dim { out[i] = Float(bitPattern: UInt32(row.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16) }
+        }
+    }
+
     /// Adds row `id` (widened to FP32) to `out`.
     @inline(__always)
     public func addRow(_ id: Int, to out: UnsafeMutablePointer<Float>) {
@@ -85,7 +103,10 @@ public struct ClassifierHead: Sendable {
 public final class DistilBertWeights: @unchecked Sendable {
     public let config: DistilBertConfig
     public let wordEmbeddings: EmbeddingTable
-    public let positionEmbeddings: FloatBuffer
+    /// Read row by row from the file like the word embeddings: a query uses as many rows as
+    /// it has tokens, and widening the whole table (512 × dim floats) cost every process
+    /// ~1.5 MB of fresh pages and ~380 page faults.
+    public let positionEmbeddings: EmbeddingTable
     public let embeddingLayerNorm: LayerNormWeights
     public let layers: [TransformerLayerWeights]
     public let head: ClassifierHead?
@@ -276,9 +297,12 @@ public final class DistilBertWeights: @unchecked Sendable {
         }
         let wordName = "\(prefix)embeddings.word_embeddings.weight"
         let wordInfo = file.info(wordName)!
+        // A query reads one row per token out of 30,522: on a cold start, readahead around each
+        // row would read far more of the file than the query uses.
+        file.adviseRandomAccess(wordInfo)
         wordEmbeddings = EmbeddingTable(file: file, tensor: wordInfo,
                                         rowScales: wordInfo.dtype == .I8 ? try! file.floats(wordName + "_scale") : [])
-        positionEmbeddings = floats("\(prefix)embeddings.position_embeddings.weight")
+        positionEmbeddings = EmbeddingTable(file: file, tensor: file.info("\(prefix)embeddings.position_embeddings.weight")!)
         embeddingLayerNorm = layerNorm("\(prefix)embeddings.LayerNorm")
         var layers: [TransformerLayerWeights] = []
         for l in 0..<config.nLayers {

@@ -32,9 +32,25 @@ public enum FileSystem {
         var st = stat()
         if fstat(fd, &st) != 0 { throw SystemError(path: path, operation: "stat", code: errno) }
         if (st.st_mode & S_IFMT) == S_IFDIR { throw SystemError(path: path, operation: "read", code: EISDIR) }
-        var out: [UInt8] = []
-        out.reserveCapacity(Int(st.st_size))
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        // Straight into an array of the file's size (no zero-filled chunk, no second copy);
+        // whatever is left after that size (a file still growing, or one whose size stat does
+        // not know) is read on in chunks.
+        var failure: Int32 = 0
+        var out = [UInt8](unsafeUninitializedCapacity: Int(st.st_size)) { buffer, count in
+            count = 0
+            while count < buffer.count {
+                let n = read(fd, buffer.baseAddress! + count, buffer.count - count)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    return
+                }
+                if n == 0 { break }
+                count += n
+            }
+        }
+        if failure != 0 { throw SystemError(path: path, operation: "read", code: failure) }
+        var chunk = [UInt8](repeating: 0, count: 1 << 12)
         while true {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 {
@@ -43,8 +59,39 @@ public enum FileSystem {
             }
             if n == 0 { break }
             out.append(contentsOf: chunk[0..<n])
+            if chunk.count < 1 << 16 { chunk = [UInt8](repeating: 0, count: 1 << 16) }
         }
         return out
+    }
+
+    /// Whether `bytes` are well-formed UTF-8 (the rules of Unicode's Table 3-7: no overlong
+    /// forms, no surrogates, nothing above U+10FFFF), without building a String from them.
+    public static func isValidUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let n = bytes.count
+        var i = 0
+        while i < n {
+            // ASCII eight bytes at a time.
+            if i + 8 <= n && bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 { i += 8; continue }
+            let b = bytes[i]
+            if b < 0x80 { i += 1; continue }
+            var lo: UInt8 = 0x80, hi: UInt8 = 0xBF, more = 0
+            switch b {
+            case 0xC2...0xDF: more = 1
+            case 0xE0: more = 2; lo = 0xA0
+            case 0xE1...0xEC, 0xEE...0xEF: more = 2
+            case 0xED: more = 2; hi = 0x9F
+            case 0xF0: more = 3; lo = 0x90
+            case 0xF1...0xF3: more = 3
+            case 0xF4: more = 3; hi = 0x8F
+            default: return false
+            }
+            guard i + more < n else { return false }
+            let second = bytes[i + 1]
+            guard second >= lo && second <= hi else { return false }
+            for j in 2..<(more + 1) where bytes[i + j] & 0xC0 != 0x80 { return false }
+            i += more + 1
+        }
+        return true
     }
 
     public static func readText(_ path: String) throws -> String {
@@ -157,6 +204,16 @@ public final class MappedFile: @unchecked Sendable {
 
     deinit {
         if length > 0, let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), length) }
+    }
+
+    /// Tells the kernel that `range` (byte offsets into the file) is read at random, so that a
+    /// page fault there reads no readahead window from disk around it. Only the whole pages
+    /// inside the range are advised. Advice only; a failure changes nothing.
+    public func adviseRandomAccess(_ range: Range<Int>) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard length > 0, page > 0, let base = bytes.baseAddress else { return }
+        let start = (range.lowerBound + page - 1) / page * page, end = min(length, range.upperBound) / page * page
+        if end > start { madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_RANDOM) }
     }
 }
 

@@ -193,6 +193,13 @@ public final class SafeTensorsFile: @unchecked Sendable {
     /// The whole data section (every tensor's bytes), inside the mapping.
     public var dataSection: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: fileBytes[dataStart...]) }
 
+    /// Advises the kernel that `tensor` is read a few rows at a time in no order (an embedding
+    /// table): on a cold page cache a row's page fault then reads that page, not a readahead
+    /// window around it. Nothing for an in-memory file.
+    public func adviseRandomAccess(_ tensor: TensorInfo) {
+        mapping?.adviseRandomAccess((dataStart + tensor.dataRange.lowerBound)..<(dataStart + tensor.dataRange.upperBound))
+    }
+
     /// The raw little-endian bytes of a tensor, inside the mapping (no copy).
     public func bytes(of tensor: TensorInfo) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: fileBytes[(dataStart + tensor.dataRange.lowerBound)..<(dataStart + tensor.dataRange.upperBound)])
@@ -210,9 +217,11 @@ public final class SafeTensorsFile: @unchecked Sendable {
             throw SafeTensorsError.unsupportedDType(tensor: name, dtype: t.dtype, wanted: "F32, F16 or BF16")
         }
         let src = bytes(of: t)
-        var out = [Float](repeating: 0, count: t.elementCount)
-        out.withUnsafeMutableBufferPointer { dst in FloatConversion.widen(src, dtype: t.dtype, into: dst) }
-        return out
+        // Written once by the widening, not zero-filled first.
+        return [Float](unsafeUninitializedCapacity: t.elementCount) { dst, count in
+            FloatConversion.widen(src, dtype: t.dtype, into: dst)
+            count = t.elementCount
+        }
     }
 
     /// An I8 tensor, copied.

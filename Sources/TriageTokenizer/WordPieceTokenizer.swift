@@ -91,7 +91,7 @@ public final class WordPieceTokenizer: Sendable {
         let vocabPath = FileSystem.join(directory, "vocab.txt")
         let text: [UInt8]
         do { text = try FileSystem.readBytes(vocabPath) } catch { throw TokenizerError("\(error)") }
-        guard String(validating: text, as: UTF8.self) != nil else { throw TokenizerError("\(vocabPath) is not UTF-8") }
+        guard text.withUnsafeBytes(FileSystem.isValidUTF8) else { throw TokenizerError("\(vocabPath) is not UTF-8") }
         let index = VocabularyIndex(lines: text)
         guard index.count > 0 else { throw TokenizerError("\(vocabPath) is empty") }
 

@@ -1,6 +1,7 @@
 import Testing
 import TriageKernels
 import TriageKernelSelect
+import TriageSystem
 
 /// Every INT8 kernel this CPU can run, bit-exact against the scalar reference on shapes that
 /// are not multiples of the kernels' blocks (4 rows, 16 or 64 columns, 4 k).
@@ -9,6 +10,7 @@ import TriageKernelSelect
         (1, 1, 1), (1, 3, 17), (2, 4, 16), (3, 5, 33), (4, 64, 64), (5, 37, 65), (7, 100, 130),
         (9, 384, 51), (13, 129, 200), (17, 72, 216), (4, 3072, 20),
         (31, 40, 24), (50, 20, 16), // past the AVX2 kernel's 24-row chunks
+        (16, 64, 48), (10, 9, 8), (29, 20, 24), // AVX2 remainders of 4 and 5 rows after 6-row tiles
     ]
 
     @Test(arguments: KernelSelection.available().map(\.name))
@@ -73,6 +75,24 @@ import TriageKernelSelect
             for i in k..<rows.stride { #expect(rows.values[r * rows.stride + i] == 0) }
         }
         #expect(Float(Int32(rows.values[0]) - rows.zeroPoints[0]) * rows.scales[0] == 0, "zero must stay exact")
+    }
+
+    /// /proc/cpuinfo read byte by byte: a crafted text with the layouts the kernel uses (tabs
+    /// before the colon, several processors, the model and flags taken from the first), and
+    /// this machine's own file against a plain reading of it.
+    @Test func cpuinfoIsParsedAsTheKernelWritesIt() throws {
+        let text = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Xeon  X\nflags\t\t: fpu sse2  avx2 fma\n\n"
+            + "processor\t: 1\nmodel name\t: Other\nflags\t\t: fpu\n"
+        let cpu = CPUFeatures.parse(cpuinfo: Array(text.utf8))
+        #expect(cpu.logicalCores == 2)
+        #expect(cpu.modelName == "Xeon  X")
+        #expect(cpu.flags == ["fpu", "sse2", "avx2", "fma"])
+        #expect(CPUFeatures.parse(cpuinfo: []).logicalCores == 1)
+        let real = try FileSystem.readText("/proc/cpuinfo")
+        let lines = real.split(separator: "\n")
+        #expect(CPUFeatures.current.logicalCores == lines.filter { $0.hasPrefix("processor") }.count)
+        let flagsLine = try #require(lines.first { $0.hasPrefix("flags") })
+        #expect(CPUFeatures.current.flags == Set(flagsLine.split(separator: ":")[1].split(separator: " ").map(String.init)))
     }
 
     @Test func selectionHonoursNamesAndRejectsUnknownOnes() throws {

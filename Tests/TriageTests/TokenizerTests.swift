@@ -61,6 +61,40 @@ import TriageTokenizer
     /// vocab.txt read over its bytes: CRLF lines, a missing final newline and empty lines
     /// as tokens behave as the line splitting before them did; an empty or non-UTF-8 file
     /// is refused with its path in the message.
+    /// The vocabulary's UTF-8 check (no String built) against the standard library's, on
+    /// crafted edge cases and on random byte strings biased towards multi-byte forms.
+    @Test func utf8ValidationAgreesWithTheStandardLibrary() {
+        let crafted: [[UInt8]] = [
+            [], Array("plain ascii, longer than eight bytes".utf8), Array("naïve ##é 中文 😀".utf8),
+            [0xC0, 0x80], [0xC1, 0xBF], [0xC2, 0x80], [0xDF, 0xBF], [0xE0, 0x9F, 0x80], [0xE0, 0xA0, 0x80],
+            [0xED, 0x9F, 0xBF], [0xED, 0xA0, 0x80], [0xEF, 0xBF, 0xBF], [0xF0, 0x8F, 0xBF, 0xBF], [0xF0, 0x90, 0x80, 0x80],
+            [0xF4, 0x8F, 0xBF, 0xBF], [0xF4, 0x90, 0x80, 0x80], [0xF5, 0x80, 0x80, 0x80], [0xFF], [0x80],
+            [0xE2, 0x82], [0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0xE2, 0x82, 0xAC], [0xE2, 0x82, 0xAC, 0x80],
+        ]
+        var rng = SplitMix(seed: 5)
+        let pieces: [UInt8] = [0x41, 0x7F, 0x80, 0x9F, 0xA0, 0xBF, 0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5]
+        let random = (0..<20_000).map { _ in (0..<Int(rng.next() % 12)).map { _ in pieces[Int(rng.next() % UInt64(pieces.count))] } }
+        var valid = 0
+        for bytes in crafted + random {
+            let expected = String(validating: bytes, as: UTF8.self) != nil
+            if expected { valid += 1 }
+            #expect(bytes.withUnsafeBytes(FileSystem.isValidUTF8) == expected, "\(bytes.map { String($0, radix: 16) })")
+        }
+        #expect(valid > 1_000, "the random cases include valid multi-byte text")
+    }
+
+    @Test func readBytesReadsWholeFilesAndOnesWithoutASize() throws {
+        let path = NSTemporaryDirectory() + "triage-read-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let bytes = (0..<200_003).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect(try FileSystem.readBytes(path) == bytes)
+        // procfs reports size 0: read on in chunks.
+        let status = try FileSystem.readBytes("/proc/self/status")
+        #expect(String(decoding: status, as: UTF8.self).contains("VmRSS"))
+        #expect(throws: Error.self) { try FileSystem.readBytes(NSTemporaryDirectory()) }
+    }
+
     @Test func vocabularyFileEdgeCases() throws {
         let dir = NSTemporaryDirectory() + "triage-vocab-\(UUID().uuidString)"
         try FileSystem.createDirectory(dir)
