@@ -176,7 +176,22 @@ final class FloatValues: @unchecked Sendable, Equatable {
         self.pointer = pointer; self.count = count; self.owner = owner
     }
 
-    var allFinite: Bool { withUnsafeBufferPointer { $0.allSatisfy(\.isFinite) } }
+    /// No NaN or infinity: eight lanes at a time on the exponent bits (the scalar check cost
+    /// ~1 M instructions over the 170,000 statistics at every start).
+    var allFinite: Bool {
+        withUnsafeBufferPointer { v in
+            let exponent = SIMD8<UInt32>(repeating: 0x7F80_0000)
+            var seen = SIMD8<UInt32>(repeating: 0)
+            var i = 0
+            while i + 8 <= v.count {
+                let bits = unsafeBitCast(UnsafeRawPointer(v.baseAddress! + i).loadUnaligned(as: SIMD8<Float>.self), to: SIMD8<UInt32>.self)
+                // An all-ones exponent (NaN, ±inf) carries into bit 31 when one more is added.
+                seen |= ((bits & exponent) &+ SIMD8<UInt32>(repeating: 0x0080_0000)) & SIMD8<UInt32>(repeating: 0x8000_0000)
+                i += 8
+            }
+            return seen == .zero && v[i...].allSatisfy(\.isFinite)
+        }
+    }
 
     func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
         try body(UnsafeBufferPointer(start: pointer, count: count))

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Token → id lookup over the vocabulary's UTF-8 bytes: one byte array, one offset array and
 /// an open-addressing table of ids, hashed with FNV-1a.
 ///
@@ -47,9 +51,12 @@ struct VocabularyIndex: Sendable {
         starts.reserveCapacity(text.count / 6)
         ends.reserveCapacity(text.count / 6)
         text.withUnsafeBufferPointer { t in
+            guard let base = t.baseAddress else { return }
             var start = 0
-            for i in 0...t.count where i == t.count || t[i] == UInt8(ascii: "\n") {
-                if i == t.count && start == i { break }
+            while start < t.count {
+                // memchr finds each newline with vector compares: a byte-by-byte loop cost
+                // ~3.4 M instructions over BERT's 231 KB vocab.txt at every start.
+                let i = memchr(base + start, 0x0A, t.count - start).map { UnsafePointer($0.assumingMemoryBound(to: UInt8.self)) - base } ?? t.count
                 starts.append(Int32(start))
                 ends.append(Int32(i > start && t[i - 1] == UInt8(ascii: "\r") ? i - 1 : i))
                 start = i + 1

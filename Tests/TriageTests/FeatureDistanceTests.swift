@@ -168,6 +168,25 @@ import TriageTensors
         #expect(versionA != b.modelVersion)
     }
 
+    /// Statistics with a NaN or an infinity anywhere (in the eight-lane part and the tail)
+    /// are refused; the largest finite floats are not.
+    @Test func nonFiniteStatisticsAreRefused() throws {
+        let dim = 3
+        for bad in [Float.nan, .infinity, -.infinity, .signalingNaN] {
+            for position in [0, 7, 8] {
+                var w = [Float](repeating: 0.5, count: dim * dim)
+                w[position] = bad
+                #expect(throws: ClassifierError.self) {
+                    try FeatureDistance(feature: .cls, file: "s", threshold: 1, dim: dim, whitening: w, means: [0, 0, 0])
+                }
+            }
+        }
+        let big = [Float](repeating: .greatestFiniteMagnitude, count: dim * dim)
+        #expect(throws: Never.self) {
+            try FeatureDistance(feature: .cls, file: "s", threshold: 1, dim: dim, whitening: big, means: [-.greatestFiniteMagnitude, 0, 0])
+        }
+    }
+
     /// The router escalates a query whose distance is above its cut (and only with a distance).
     @Test func routerCut() throws {
         var policy = RouterPolicy()
