@@ -342,6 +342,18 @@ public enum VectorMath {
     public static func integerBits(_ a: FloatVector) -> SIMD16<UInt32> {
         unsafeBitCast(a + FloatVector(repeating: 8_388_608), to: SIMD16<UInt32>.self) & SIMD16<UInt32>(repeating: 0x7F_FFFF)
     }
+    /// The low byte of each lane. Spelled out lane by lane: LLVM turns this into one narrowing
+    /// shuffle, where SIMD16<UInt8>(truncatingIfNeeded:) would be a call per lane.
+    @inlinable @inline(__always)
+    public static func lowBytes(_ b: SIMD16<UInt32>) -> SIMD16<UInt8> {
+        SIMD16<UInt8>(
+            UInt8(truncatingIfNeeded: b[0]), UInt8(truncatingIfNeeded: b[1]), UInt8(truncatingIfNeeded: b[2]),
+            UInt8(truncatingIfNeeded: b[3]), UInt8(truncatingIfNeeded: b[4]), UInt8(truncatingIfNeeded: b[5]),
+            UInt8(truncatingIfNeeded: b[6]), UInt8(truncatingIfNeeded: b[7]), UInt8(truncatingIfNeeded: b[8]),
+            UInt8(truncatingIfNeeded: b[9]), UInt8(truncatingIfNeeded: b[10]), UInt8(truncatingIfNeeded: b[11]),
+            UInt8(truncatingIfNeeded: b[12]), UInt8(truncatingIfNeeded: b[13]), UInt8(truncatingIfNeeded: b[14]),
+            UInt8(truncatingIfNeeded: b[15]))
+    }
     @inlinable @inline(__always)
     public static func horizontalMax(_ v: FloatVector) -> Float {
         let a = max(v.lowHalf.lowHalf, v.lowHalf.highHalf), b = max(v.highHalf.lowHalf, v.highHalf.highHalf)

@@ -94,14 +94,7 @@ public enum Int8Attention {
                 for c in stride(from: 0, to: k, by: 16) {
                     let q = quantized(FloatVector(load: src + c), scaleV)
                     sums += q
-                    let b = offsetBits(q)
-                    let bytes = SIMD16<UInt8>(
-                        UInt8(truncatingIfNeeded: b[0]), UInt8(truncatingIfNeeded: b[1]), UInt8(truncatingIfNeeded: b[2]),
-                        UInt8(truncatingIfNeeded: b[3]), UInt8(truncatingIfNeeded: b[4]), UInt8(truncatingIfNeeded: b[5]),
-                        UInt8(truncatingIfNeeded: b[6]), UInt8(truncatingIfNeeded: b[7]), UInt8(truncatingIfNeeded: b[8]),
-                        UInt8(truncatingIfNeeded: b[9]), UInt8(truncatingIfNeeded: b[10]), UInt8(truncatingIfNeeded: b[11]),
-                        UInt8(truncatingIfNeeded: b[12]), UInt8(truncatingIfNeeded: b[13]), UInt8(truncatingIfNeeded: b[14]),
-                        UInt8(truncatingIfNeeded: b[15]))
+                    let bytes = VectorMath.lowBytes(offsetBits(q))
                     let words = unsafeBitCast(bytes, to: SIMD4<UInt32>.self)
                     for g in 0..<4 { UnsafeMutableRawPointer(block + (c / 4 + g) * 64).storeBytes(of: words[g], as: UInt32.self) }
                 }

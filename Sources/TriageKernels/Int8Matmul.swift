@@ -213,16 +213,7 @@ public enum Int8Quantization {
                 let rounded = VectorMath.roundEven(FloatVector(load: row + i) / scaleV) + zeroV
                 let q = rounded.replacing(with: FloatVector(repeating: 0), where: rounded .< FloatVector(repeating: 0))
                     .replacing(with: FloatVector(repeating: 255), where: rounded .> FloatVector(repeating: 255))
-                let b = VectorMath.integerBits(q)
-                // Spelled out lane by lane: LLVM turns this into one narrowing shuffle, where
-                // SIMD16<UInt8>(truncatingIfNeeded:) would be a call per lane.
-                let bytes = SIMD16<UInt8>(
-                    UInt8(truncatingIfNeeded: b[0]), UInt8(truncatingIfNeeded: b[1]), UInt8(truncatingIfNeeded: b[2]),
-                    UInt8(truncatingIfNeeded: b[3]), UInt8(truncatingIfNeeded: b[4]), UInt8(truncatingIfNeeded: b[5]),
-                    UInt8(truncatingIfNeeded: b[6]), UInt8(truncatingIfNeeded: b[7]), UInt8(truncatingIfNeeded: b[8]),
-                    UInt8(truncatingIfNeeded: b[9]), UInt8(truncatingIfNeeded: b[10]), UInt8(truncatingIfNeeded: b[11]),
-                    UInt8(truncatingIfNeeded: b[12]), UInt8(truncatingIfNeeded: b[13]), UInt8(truncatingIfNeeded: b[14]),
-                    UInt8(truncatingIfNeeded: b[15]))
+                let bytes = VectorMath.lowBytes(VectorMath.integerBits(q))
                 UnsafeMutableRawPointer(dst + i).storeBytes(of: bytes, as: SIMD16<UInt8>.self)
                 i += 16
             }
