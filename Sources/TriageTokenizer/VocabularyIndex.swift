@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import TriageSystem
 
 /// Token → id lookup over the vocabulary's UTF-8 bytes: one byte array, one offset array and
 /// an open-addressing table of ids, hashed with FNV-1a.
@@ -11,8 +12,8 @@ import Glibc
 /// byte range of the word, with or without the `##` prefix, without building a String.
 struct VocabularyIndex: Sendable {
     /// The tokens' UTF-8: token `i` is `bytes[starts[i] ..< ends[i]]` (for a vocab.txt, the
-    /// file's own bytes, so nothing is copied).
-    private let bytes: [UInt8]
+    /// file's own bytes in its memory map, so nothing is copied).
+    private let bytes: TokenBytes
     private let starts: [Int32]
     private let ends: [Int32]
     /// Token ids, -1 where empty; the count is a power of two at least twice the tokens'.
@@ -26,9 +27,7 @@ struct VocabularyIndex: Sendable {
 
     /// Token `id` as a String (decoded on demand: nothing on the hot path needs the Strings).
     func token(_ id: Int) -> String {
-        bytes.withUnsafeBufferPointer {
-            String(decoding: UnsafeBufferPointer(rebasing: $0[Int(starts[id])..<Int(ends[id])]), as: UTF8.self)
-        }
+        String(decoding: UnsafeBufferPointer(rebasing: bytes.buffer[Int(starts[id])..<Int(ends[id])]), as: UTF8.self)
     }
 
     init(_ vocabulary: [String]) {
@@ -41,17 +40,19 @@ struct VocabularyIndex: Sendable {
             bytes.append(contentsOf: token.utf8)
             ends.append(Int32(bytes.count))
         }
-        self.init(bytes: bytes, starts: starts, ends: ends)
+        self.init(bytes: TokenBytes(bytes), starts: starts, ends: ends)
     }
 
     /// The lines of a `vocab.txt` (UTF-8, one token per line, a trailing CR dropped from each
     /// line, the empty line after a final newline not a token), in place in its bytes.
-    init(lines text: [UInt8]) {
+    init(lines text: TokenBytes) {
         var starts: [Int32] = [], ends: [Int32] = []
-        starts.reserveCapacity(text.count / 6)
-        ends.reserveCapacity(text.count / 6)
-        text.withUnsafeBufferPointer { t in
-            guard let base = t.baseAddress else { return }
+        let t = text.buffer
+        // Room for more lines than a BERT vocabulary has (7.6 bytes a line); pages of it never
+        // written are never touched.
+        starts.reserveCapacity(t.count / 6 + 1)
+        ends.reserveCapacity(t.count / 6 + 1)
+        if let base = t.baseAddress {
             var start = 0
             while start < t.count {
                 // memchr finds each newline with vector compares: a byte-by-byte loop cost
@@ -65,13 +66,14 @@ struct VocabularyIndex: Sendable {
         self.init(bytes: text, starts: starts, ends: ends)
     }
 
-    private init(bytes: [UInt8], starts: [Int32], ends: [Int32]) {
+    private init(bytes: TokenBytes, starts: [Int32], ends: [Int32]) {
         let tokens = starts.count
         var capacity = 16
         while capacity < 2 * tokens { capacity <<= 1 }
         var slots = [Int32](repeating: -1, count: capacity)
         let mask = capacity - 1
-        bytes.withUnsafeBufferPointer { all in
+        do {
+            let all = bytes.buffer
             slots.withUnsafeMutableBufferPointer { slots in
                 for id in 0..<tokens {
                     let token = UnsafeBufferPointer(rebasing: all[Int(starts[id])..<Int(ends[id])])
@@ -107,7 +109,8 @@ struct VocabularyIndex: Sendable {
         for b in prefix { h = (h ^ UInt64(b)) &* Self.fnvPrime }
         for b in piece { h = (h ^ UInt64(b)) &* Self.fnvPrime }
         let length = prefix.count + piece.count
-        return bytes.withUnsafeBufferPointer { all in
+        let all = bytes.buffer
+        do {
             var slot = Int(truncatingIfNeeded: h) & mask
             while true {
                 let id = slots[slot]
@@ -130,4 +133,28 @@ public struct Vocabulary: RandomAccessCollection, Sendable {
     public var startIndex: Int { 0 }
     public var endIndex: Int { index.count }
     public subscript(id: Int) -> String { index.token(id) }
+}
+
+/// The vocabulary's bytes: a vocab.txt's memory map (no 231 KB copy, no fresh pages at every
+/// start), or an array for a vocabulary given as Strings. Immutable once made.
+final class TokenBytes: @unchecked Sendable {
+    let buffer: UnsafeBufferPointer<UInt8>
+    /// The mapping the buffer points into; nil when the buffer is this object's own copy.
+    private let mapping: MappedFile?
+
+    init(_ bytes: [UInt8]) {
+        let copy = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(1, bytes.count))
+        _ = copy.initialize(from: bytes)
+        buffer = UnsafeBufferPointer(rebasing: UnsafeBufferPointer(copy)[0..<bytes.count])
+        mapping = nil
+    }
+
+    init(mapping: MappedFile) {
+        self.mapping = mapping
+        buffer = mapping.bytes.assumingMemoryBound(to: UInt8.self)
+    }
+
+    deinit {
+        if mapping == nil { UnsafeMutableRawPointer(mutating: buffer.baseAddress)?.deallocate() }
+    }
 }
