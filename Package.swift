@@ -48,7 +48,9 @@ let package = Package(
         // when the running CPU reports it: the same binary runs on any x86-64.
         .target(name: "TriageKernelsSSE4", dependencies: ["TriageKernels"],
                 swiftSettings: [.unsafeFlags(["-target-cpu", "nehalem", "-Xcc", "-march=nehalem"])]),
-        .target(name: "TriageKernelsAVX2", dependencies: ["TriageKernels"],
+        // A header-only module: the prefetch instruction, which Swift cannot name itself.
+        .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
+        .target(name: "TriageKernelsAVX2", dependencies: ["TriageKernels", "CPrefetch"],
                 swiftSettings: [.unsafeFlags(["-target-cpu", "haswell", "-Xcc", "-mavx2", "-Xcc", "-mfma",
                                               "-Xcc", "-mbmi2", "-Xcc", "-mf16c"])]),
         .target(name: "TriageKernelsAVX512", dependencies: ["TriageKernels"],

@@ -715,6 +715,19 @@ def check_parity(info, tokenizer, torch_model, lengths):
 # ---------------------------------------------------------------------------------------
 # Benchmarks for one model at one thread count
 
+def primary_fp32(rows):
+    """triage bench runs FP32 once per kernel set with its own FP32 product (AVX2) and once
+    through OpenBLAS. The first is what triage runs by default: it becomes the "triage FP32"
+    row (kernel None); the OpenBLAS one stays as an extra column, kernel "openblas". Without a
+    native product the OpenBLAS row is the default."""
+    fp32 = [x for x in rows if x["engine"] == "fp32"]
+    native = [x for x in fp32 if x.get("kernel") not in (None, "openblas")]
+    for x in fp32:
+        if x in native or not native:
+            x["kernel"] = None
+    return rows
+
+
 def bench_model_threads(info, tokenizer, torch_model, threads, lengths, args, best_kernel, aux_kernels):
     name = info["name"]
     rows = []   # {"engine", "kernel", "tokens", "p50_ms", "p95_ms", "runs"}
@@ -753,7 +766,7 @@ def bench_model_threads(info, tokenizer, torch_model, threads, lengths, args, be
                               "--lengths", n], f"latency at {n} tokens")
             if r is None:
                 return {}
-            return {("triage_" + x["engine"], x.get("kernel")): x for x in r.get("latency", [])}
+            return {("triage_" + x["engine"], x.get("kernel")): x for x in primary_fp32(r.get("latency", []))}
 
         steps = [(key, peer_step(bind)) for key, bind in runners.items()] + [("triage", run_triage_point)]
         per_round = {}   # (engine, kernel) -> [stats per round]
@@ -813,7 +826,7 @@ def bench_model_threads(info, tokenizer, torch_model, threads, lengths, args, be
         r = triage_bench(["--parts", "throughput", "--engines", "fp32,int8", "--kernels", best_kernel,
                           "--lengths", BATCH_TOKENS, "--min-runs", 4 * args.throughput_runs], "throughput")
         if r is not None:
-            for x in r.get("throughput", []):
+            for x in primary_fp32(r.get("throughput", [])):
                 throughput.append(dict(engine="triage_" + x["engine"], kernel=x.get("kernel"), batch=x["batch"],
                                        tokens=x["tokens"], sequences_per_s=x["sequences_per_s"],
                                        p50_ms=x["p50_ms"], runs=x["runs"]))
@@ -988,6 +1001,8 @@ def latency_tables(model, run, kernels, markdown):
     present = {x["engine"] for x in run["latency"]}
     aux = sorted({x["kernel"] for x in run["latency"] if x["engine"] == "triage_int8" and x["kernel"] != best_kernel},
                  key=lambda k: kernels.index(k) if k in kernels else len(kernels))
+    # FP32 through OpenBLAS beside the CPU's own FP32 product (see primary_fp32)
+    aux_fp32 = sorted({x["kernel"] for x in run["latency"] if x["engine"] == "triage_fp32" and x["kernel"]})
     base = model["dim"] == 768
     tables = []
     for precision, limit in (("fp32", FP32_TARGET), ("int8", INT8_TARGET)):
@@ -995,7 +1010,7 @@ def latency_tables(model, run, kernels, markdown):
         triage_key = ("triage_" + precision, best_kernel if precision == "int8" else None)
         headers = ["tokens"] + [PEER_LABEL[k] for k in peers] + \
             [f"triage {precision.upper()}" + (f" {best_kernel}" if precision == "int8" else "")] + \
-            ([f"triage INT8 {k}" for k in aux] if precision == "int8" else []) + \
+            ([f"triage INT8 {k}" for k in aux] if precision == "int8" else [f"triage FP32 {k}" for k in aux_fp32]) + \
             ["fastest peer", f"triage ÷ fastest (≤ {limit:g})"] + (["tFP32/tINT8"] if precision == "int8" else [])
         rows = []
         for n in lengths:
@@ -1008,6 +1023,8 @@ def latency_tables(model, run, kernels, markdown):
             row = [str(n)] + [fmt_ms(by.get((k, None, n))) for k in peers] + [fmt_ms(t)]
             if precision == "int8":
                 row += [fmt_ms(by.get(("triage_int8", k, n))) for k in aux]
+            else:
+                row += [fmt_ms(by.get(("triage_fp32", k, n))) for k in aux_fp32]
             row += [f"{PEER_LABEL[fk]} {fmt_ms(fp)}" if fk else "-", ratio]
             if precision == "int8":
                 tf = by.get(("triage_fp32", None, n))

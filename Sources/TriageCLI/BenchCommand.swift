@@ -33,7 +33,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
     @Option(help: ArgumentHelp("Write an SVG chart of latency against sequence length.", valueName: "FILE")) var svg: String?
     @Option(help: "Comma-separated sequence lengths.") var lengths = "8,16,32,64,128,256"
-    @Option(help: "Engines to run: fp32, int8, int8-attn (INT8 with attention's products in INT8 too; INT8 engines run once per available kernel).")
+    @Option(help: "Engines to run: fp32, int8, int8-attn (INT8 with attention's products in INT8 too). INT8 engines run once per available kernel; FP32 once per kernel with its own FP32 product, and once through OpenBLAS.")
     var engines = "fp32,int8"
     @Option(help: "Only these INT8 kernels (comma-separated; default: every one this CPU runs).") var kernels: String?
     @Option(help: "Parts to run: kernels, latency, throughput, accuracy, profile (per-stage times; not in the default set).")
@@ -85,6 +85,13 @@ struct Bench: ParsableCommand {
             }
             let int8Load = Clock.seconds() - int8Start
             let fp32Model = fp32.model
+            // FP32 through each kernel set's own product, then through OpenBLAS.
+            var fp32Models: [(String, DistilBertModel)] = int8Kernels.filter { $0.floatLinear != nil }.map {
+                ($0.name, DistilBertModel(weights: fp32Model.weights, runtime: Runtime(threads: threadCount, kernels: $0)))
+            }
+            let blasModel = DistilBertModel(weights: fp32Model.weights,
+                                            runtime: Runtime(threads: threadCount, kernels: fp32Model.runtime.kernels.fp32ThroughOpenBLAS))
+            if (try? blasModel.requireProducts()) != nil || fp32Models.isEmpty { fp32Models.append(("openblas", blasModel)) }
             // "int8" runs the INT8 file as its metadata says; "int8-attn" the same weights with
             // attention's products in INT8 whatever the file says.
             let int8Models = int8Kernels.map { DistilBertModel(weights: int8Weights, runtime: Runtime(threads: threadCount, kernels: $0)) }
@@ -93,7 +100,7 @@ struct Bench: ParsableCommand {
             }
             func models() -> [(String, String?, DistilBertModel)] {
                 var models: [(String, String?, DistilBertModel)] = []
-                if engineSet.contains("fp32") { models.append(("fp32", nil, fp32Model)) }
+                if engineSet.contains("fp32") { models += fp32Models.map { ("fp32", $0.0, $0.1) } }
                 if engineSet.contains("int8") { models += zip(int8Kernels, int8Models).map { ("int8", $0.name, $1) } }
                 if engineSet.contains("int8-attn") { models += zip(int8Kernels, int8AttnModels).map { ("int8-attn", $0.name, $1) } }
                 return models
@@ -142,7 +149,7 @@ struct Bench: ParsableCommand {
                         text += pad(engine + (kernel.map { "/" + $0 } ?? ""), 16) + pad(String(len), 7) + "  "
                             + pad(fixed(s.p50 * 1e3, 3), 7) + "  " + pad(fixed(s.p95 * 1e3, 3), 7) + "  " + String(s.runs) + "\n"
                     }
-                    series.append((engine.uppercased() + (kernel.map { " " + $0 } ?? " OpenBLAS"), points))
+                    series.append((engine.uppercased() + (kernel.map { " " + ($0 == "openblas" ? "OpenBLAS" : $0) } ?? ""), points))
                 }
                 report.append(("latency", .array(rows)))
                 text += "\n"
@@ -302,6 +309,13 @@ struct Bench: ParsableCommand {
                     FloatKernels.linear(x.pointer, rows: m, weight: blocked, bias: bias.pointer, into: y.pointer)
                 }
                 rows.append(KernelRow(kernel: "fp32 openblas", name: name, m: m, k: k, n: n, gops: ops / fp.p50 / 1e9))
+                for kernel in int8Kernels {
+                    guard let native = kernel.floatLinear else { continue }
+                    let args = FloatLinearArguments(x: x.pointer, ldx: k, rows: m, weight: blocked, bias: bias.pointer,
+                                                    y: y.pointer, ldy: n, blocks: 0..<blocked.blockCount)
+                    let s = try! measure(minTime: min(minTime, 0.3), minRuns: 10) { _ in native(args) }
+                    rows.append(KernelRow(kernel: "fp32 " + kernel.name, name: name, m: m, k: k, n: n, gops: ops / s.p50 / 1e9))
+                }
                 let (q, scales) = Int8Quantization.quantizeWeights(w.pointer, rows: n, columns: k)
                 let packed = q.withUnsafeBufferPointer { PackedInt8Matrix(weights: $0.baseAddress!, scales: scales, rows: n, columns: k) }
                 let scratch = QuantizationScratch()

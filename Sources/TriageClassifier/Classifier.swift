@@ -241,9 +241,9 @@ public final class Classifier: Sendable {
         if let d = calibration.distance, d.dim != weights.config.dim {
             throw ClassifierError("\(directory)/\(d.file): statistics of dimension \(d.dim), but the model's hidden size is \(weights.config.dim)")
         }
-        let runtime = Runtime(threads: options.threads, kernels: kernel)
-        return Classifier(directory: directory, tokenizer: tokenizer, model: DistilBertModel(weights: weights, runtime: runtime),
-                          calibration: calibration)
+        let model = DistilBertModel(weights: weights, runtime: Runtime(threads: options.threads, kernels: kernel))
+        do { try model.requireProducts() } catch { throw ClassifierError("\(error)") }
+        return Classifier(directory: directory, tokenizer: tokenizer, model: model, calibration: calibration)
     }
 
     /// The longest input the model takes, in tokens including [CLS] and [SEP].

@@ -23,8 +23,19 @@ public enum KernelSelection {
 
     public static let names = ["vnni", "avx2", "sse4", "portable"]
 
-    /// The kernel named `name` (or by $TRIAGE_KERNEL when `name` is nil), else the best one.
+    /// The kernel named `name` (or by $TRIAGE_KERNEL when `name` is nil), else the best one;
+    /// with FP32 products through OpenBLAS when $TRIAGE_FP32_KERNEL is `openblas` (`native`,
+    /// the default, uses the kernel set's own FP32 product where it has one).
     public static func select(_ name: String? = nil, cpu: CPUFeatures = .current) throws -> KernelSet {
+        let fp32 = Environment.get("TRIAGE_FP32_KERNEL").flatMap { $0.isEmpty ? nil : $0 } ?? "native"
+        guard fp32 == "native" || fp32 == "openblas" else {
+            throw KernelSelectionError(description: "unknown FP32 kernel '\(fp32)' (TRIAGE_FP32_KERNEL must be native or openblas)")
+        }
+        let set = try select(instructionSet: name, cpu: cpu)
+        return fp32 == "openblas" ? set.fp32ThroughOpenBLAS : set
+    }
+
+    static func select(instructionSet name: String?, cpu: CPUFeatures) throws -> KernelSet {
         let requested = name ?? Environment.get("TRIAGE_KERNEL").flatMap { $0.isEmpty ? nil : $0 }
         let kernels = available(cpu)
         guard let requested else { return kernels[0] }

@@ -56,6 +56,21 @@ public enum FloatKernels {
         }
     }
 
+    /// The same product through an instruction set's own FP32 kernel (`KernelSet.floatLinear`)
+    /// where it has one, else through OpenBLAS.
+    @inlinable
+    public static func linear(_ x: UnsafePointer<Float>, rows m: Int, weight w: BlockedWeights,
+                              bias: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, ldy: Int? = nil,
+                              blocks: Range<Int>? = nil, kernels: KernelSet)
+    {
+        guard let native = kernels.floatLinear else {
+            linear(x, rows: m, weight: w, bias: bias, into: y, ldy: ldy, blocks: blocks)
+            return
+        }
+        native(FloatLinearArguments(x: x, ldx: w.inFeatures, rows: m, weight: w, bias: bias, y: y, ldy: ldy ?? w.outFeatures,
+                                    blocks: blocks ?? 0..<w.blockCount))
+    }
+
     /// Rows per OpenBLAS call in `linear`.
     public static let rowBlock = 64
     /// The largest M·N·K OpenBLAS multiplies on its small-matrix path.
@@ -278,6 +293,24 @@ extension SIMD16 where Scalar == Float {
     }
 }
 
+/// The operands of one FP32 product, y[rows × N] = x[rows × K] · wᵀ + bias, over the
+/// weight's column blocks `blocks`; x rows `ldx` floats apart, y rows `ldy` apart.
+public struct FloatLinearArguments {
+    public var x: UnsafePointer<Float>
+    public var ldx: Int
+    public var rows: Int
+    public var weight: BlockedWeights
+    public var bias: UnsafePointer<Float>
+    public var y: UnsafeMutablePointer<Float>
+    public var ldy: Int
+    public var blocks: Range<Int>
+    public init(x: UnsafePointer<Float>, ldx: Int, rows: Int, weight: BlockedWeights, bias: UnsafePointer<Float>,
+                y: UnsafeMutablePointer<Float>, ldy: Int, blocks: Range<Int>) {
+        self.x = x; self.ldx = ldx; self.rows = rows; self.weight = weight; self.bias = bias
+        self.y = y; self.ldy = ldy; self.blocks = blocks
+    }
+}
+
 /// An FP32 weight as `FloatKernels.linear` reads it: PyTorch's [N×K] matrix transposed and
 /// cut into blocks of 32 output columns, each block a contiguous [K × width] panel.
 public final class BlockedWeights: @unchecked Sendable {
@@ -430,6 +463,21 @@ public enum FastMath {
 
 /// Plain scalar versions of every kernel, the yardstick for the fast ones.
 public enum Reference {
+    /// y = x · wᵀ + bias with `w` in PyTorch layout [N×K], each output the bias then one
+    /// fused multiply-add per k in order: what every native FP32 kernel must give bit for bit.
+    public static func fusedLinear(_ x: [Float], rows m: Int, inFeatures k: Int, weight w: [Float], bias: [Float],
+                                   outFeatures n: Int) -> [Float] {
+        var y = [Float](repeating: 0, count: m * n)
+        for r in 0..<m {
+            for c in 0..<n {
+                var acc = bias[c]
+                for i in 0..<k { acc = acc.addingProduct(x[r * k + i], w[c * k + i]) }
+                y[r * n + c] = acc
+            }
+        }
+        return y
+    }
+
     /// y = x · wᵀ + bias with `w` in PyTorch layout [N×K], in double precision.
     public static func linear(_ x: [Float], rows m: Int, inFeatures k: Int, weight w: [Float], bias: [Float]?, outFeatures n: Int) -> [Float] {
         var y = [Float](repeating: 0, count: m * n)

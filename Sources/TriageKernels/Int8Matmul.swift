@@ -321,14 +321,20 @@ public struct AttentionHeadArguments {
     }
 }
 
-/// The kernels for one instruction set: the INT8 product and the FP32 element-wise glue.
+/// The kernels for one instruction set: the INT8 product, the FP32 element-wise glue and,
+/// where the module has one, its own FP32 product (OpenBLAS multiplies FP32 otherwise).
 public struct KernelSet: Sendable {
     public let name: String
     public let gemm: @Sendable (Int8GemmArguments) -> Void
     public let glue: FloatGlue
-    public init(name: String, glue: FloatGlue, gemm: @escaping @Sendable (Int8GemmArguments) -> Void) {
-        self.name = name; self.gemm = gemm; self.glue = glue
+    public let floatLinear: (@Sendable (FloatLinearArguments) -> Void)?
+    public init(name: String, glue: FloatGlue, floatLinear: (@Sendable (FloatLinearArguments) -> Void)? = nil,
+                gemm: @escaping @Sendable (Int8GemmArguments) -> Void) {
+        self.name = name; self.gemm = gemm; self.glue = glue; self.floatLinear = floatLinear
     }
+
+    /// The same kernels with FP32 products through OpenBLAS (for comparing the two).
+    public var fp32ThroughOpenBLAS: KernelSet { KernelSet(name: name, glue: glue, floatLinear: nil, gemm: gemm) }
 
     /// Plain Swift over the packed layout; runs on any CPU.
     public static let portable = KernelSet(name: "portable", glue: .portable) { args in

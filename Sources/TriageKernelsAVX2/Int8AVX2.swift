@@ -11,7 +11,7 @@ import _Builtin_intrinsics.intel
 import TriageKernels
 
 public enum AVX2Kernels {
-    public static let kernels = KernelSet(name: "avx2", glue: glue) { args in gemm(args) }
+    public static let kernels = KernelSet(name: "avx2", glue: glue, floatLinear: { floatLinear($0) }) { args in gemm(args) }
 
     /// The FP32 glue, inlined from TriageKernels and compiled for this module's CPU level.
     public static let glue = FloatGlue(

@@ -75,10 +75,25 @@ public final class DistilBertModel: Sendable {
         self.weights = weights
         self.runtime = runtime
         self.int8Attention = int8Attention ?? weights.int8Attention
+        usesOpenBLAS = weights.hasFloatLinears && runtime.kernels.floatLinear == nil
+    }
+
+    /// True when FP32 products go through OpenBLAS: FP32 layers, and kernels without an FP32
+    /// product of their own (or told to use OpenBLAS, `TRIAGE_FP32_KERNEL=openblas`).
+    public let usesOpenBLAS: Bool
+
+    /// Loads OpenBLAS if this model needs it, or says why it cannot run: a box without it
+    /// learns so when the model loads, not in the middle of a forward pass.
+    public func requireProducts() throws {
+        guard usesOpenBLAS else { return }
+        do { _ = try OpenBLAS.require() } catch {
+            throw ModelError("\(error) (FP32 products on the \(runtime.kernels.name) kernels need it; an INT8 model does not)")
+        }
     }
 
     public func forward(_ input: PackedSequences, workspace ws: inout Workspace) throws -> ModelOutput {
         let c = config
+        try requireProducts()
         for n in input.lengths where n < 1 || n > c.maxPositionEmbeddings {
             throw ModelError("sequence length \(n) is outside 1...\(c.maxPositionEmbeddings)")
         }
@@ -210,8 +225,8 @@ public final class DistilBertModel: Sendable {
         profile.addWork(.softmax, Double(work / (d * 2) * c.nHeads * 8))
     }
 
-    /// y = x · Wᵀ + bias through OpenBLAS (FP32) or the INT8 kernel, split by output
-    /// columns across the pool.
+    /// y = x · Wᵀ + bias through the kernel set's FP32 product or OpenBLAS (FP32), or its
+    /// INT8 kernel, split by output columns across the pool.
     func linear(_ l: Linear, _ x: UnsafeMutablePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>,
                 _ ws: Workspace, _ stage: ForwardStage? = nil)
     {
@@ -223,9 +238,11 @@ public final class DistilBertModel: Sendable {
         switch l.weight {
         case let .float(w):
             if parallel {
-                runtime.pool.parallelRanges(w.blockCount) { FloatKernels.linear(x, rows: rows, weight: w, bias: l.bias.pointer, into: y, blocks: $0) }
+                runtime.pool.parallelRanges(w.blockCount) {
+                    FloatKernels.linear(x, rows: rows, weight: w, bias: l.bias.pointer, into: y, blocks: $0, kernels: runtime.kernels)
+                }
             } else {
-                FloatKernels.linear(x, rows: rows, weight: w, bias: l.bias.pointer, into: y)
+                FloatKernels.linear(x, rows: rows, weight: w, bias: l.bias.pointer, into: y, kernels: runtime.kernels)
             }
         case let .int8(w):
             let q = ws.quantized.rows(rows, columns: k)

@@ -2,8 +2,8 @@ import TriageKernels
 import TriageSystem
 import TriageTensors
 
-/// A linear layer's weight: FP32 in column blocks for OpenBLAS (see `FloatKernels.linear`),
-/// or int8 with a scale per output channel, packed for the INT8 kernels.
+/// A linear layer's weight: FP32 in column blocks for the FP32 products (the AVX2 kernel or OpenBLAS,
+/// see `FloatKernels.linear`), or int8 with a scale per output channel, packed for the INT8 kernels.
 public enum LinearWeight: Sendable {
     case float(BlockedWeights)
     case int8(PackedInt8Matrix)
@@ -315,13 +315,13 @@ public final class DistilBertWeights: @unchecked Sendable {
         }
         self.layers = layers
         head = hasHead ? ClassifierHead(preClassifier: linear(["pre_classifier"]), classifier: linear(["classifier"])) : nil
-        // FP32 products go through OpenBLAS, loaded on first use: a box without it learns so
-        // here, when the model loads, not in the middle of a forward pass.
         let linears = layers.flatMap { [$0.qkv, $0.outLin, $0.lin1, $0.lin2] } + (head.map { [$0.preClassifier, $0.classifier] } ?? [])
-        if linears.contains(where: { !$0.isInt8 }) {
-            do { _ = try OpenBLAS.require() } catch { throw ModelError("\(error) (an FP32 model needs it; an INT8 one does not)") }
-        }
+        hasFloatLinears = linears.contains(where: { !$0.isInt8 })
     }
+
+    /// True when any linear layer is FP32 (so its product needs the kernel set's own FP32
+    /// kernel or OpenBLAS).
+    public let hasFloatLinears: Bool
 
     /// True when the encoder's linear layers are int8.
     public var isInt8: Bool { layers.first?.qkv.isInt8 ?? false }

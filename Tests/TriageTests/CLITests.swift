@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 import TriageJSON
+import TriageKernels
 import TriageSystem
 import TriageTensors
 import TriageRecord
@@ -247,7 +248,9 @@ import TriageTestSupport
     }
 
     /// Without OpenBLAS (TRIAGE_OPENBLAS names a library that is not there) the INT8 model
-    /// classifies as before, and the FP32 one refuses to load with the reason, exit 1.
+    /// classifies as before; the FP32 one runs on the CPU's own FP32 product where it has one
+    /// (AVX2) and, told to use OpenBLAS (or without such a product), refuses to load with the
+    /// reason, exit 1.
     @Test func anInt8ModelNeedsNoOpenBLASAndAnFP32OneSaysWhatIsMissing() throws {
         let query = "I still have not received my new card"
         let missing = ["TRIAGE_OPENBLAS": "/nonexistent/libopenblas.so.0"]
@@ -255,11 +258,21 @@ import TriageTestSupport
         let reference = try runTriage(["classify", "--json", "--int8", "--model", Paths.shippedModel + "-int8", query])
         #expect(int8.status == 0, "\(int8.stderr)")
         #expect(int8.stdout == reference.stdout && !int8.stdout.isEmpty)
-        let fp32 = try runTriage(["classify", "--json", "--model", Paths.shippedModel, query], environment: missing)
+        if CPUFeatures.current.hasAVX2 {
+            let native = try runTriage(["classify", "--json", "--model", Paths.shippedModel, query], environment: missing)
+            let withBLAS = try runTriage(["classify", "--json", "--model", Paths.shippedModel, query])
+            #expect(native.status == 0 && native.stdout == withBLAS.stdout && !native.stdout.isEmpty, "\(native.stderr)")
+        }
+        var blas = missing
+        blas["TRIAGE_FP32_KERNEL"] = "openblas"
+        let fp32 = try runTriage(["classify", "--json", "--model", Paths.shippedModel, query], environment: blas)
         #expect(fp32.status == 1)
         #expect(fp32.stderr.contains("OpenBLAS could not be loaded") && fp32.stderr.contains("/nonexistent/libopenblas.so.0"),
                 "\(fp32.stderr)")
         #expect(fp32.stdout.isEmpty)
+        blas["TRIAGE_FP32_KERNEL"] = "blis"
+        let unknown = try runTriage(["classify", "--json", "--model", Paths.shippedModel, query], environment: blas)
+        #expect(unknown.status != 0 && unknown.stderr.contains("TRIAGE_FP32_KERNEL must be native or openblas"), "\(unknown.stderr)")
     }
 
     /// The response cache is a file: a second `triage ask` process gets the answer the first

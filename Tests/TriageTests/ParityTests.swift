@@ -1,5 +1,7 @@
 import Testing
 import TriageJSON
+import TriageKernelSelect
+import TriageKernels
 import TriageModel
 
 /// Random-weight DistilBERT checkpoints written by PyTorch `transformers`
@@ -7,10 +9,15 @@ import TriageModel
 @Suite struct ParityTests {
     static let tolerance: Float = 1e-4
 
-    @Test(arguments: ["tiny72", "tiny52relu", "noprefix", "f16"])
-    func logitsMatchPyTorch(name: String) throws {
+    /// The FP32 products held against PyTorch: OpenBLAS (the portable kernels have no FP32
+    /// product of their own) and every kernel set on this CPU that has one.
+    static let products = ["openblas"] + KernelSelection.available().filter { $0.floatLinear != nil }.map(\.name)
+
+    @Test(arguments: ["tiny72", "tiny52relu", "noprefix", "f16"], products)
+    func logitsMatchPyTorch(name: String, product: String) throws {
         let dir = Paths.fixtures + "/parity/" + name
-        let model = DistilBertModel(weights: try DistilBertWeights.load(directory: dir))
+        let kernels = try #require(product == "openblas" ? KernelSet.portable : KernelSelection.available().first { $0.name == product })
+        let model = DistilBertModel(weights: try DistilBertWeights.load(directory: dir), runtime: Runtime(threads: 1, kernels: kernels))
         let expected = try readJSON(dir + "/expected.json")
         var ws = Workspace()
         var worst: Float = 0
@@ -29,8 +36,8 @@ import TriageModel
             for (a, b) in zip(out.logits, logits) { worst = max(worst, abs(a - b)) }
             for (a, b) in zip(out.cls, cls) { #expect(abs(a - b) <= Self.tolerance, "CLS state of \(c["name"]!.stringValue!)") }
         }
-        #expect(worst <= Self.tolerance, "max |Δlogit| \(worst) on \(name)")
-        print("parity \(name): max |Δlogit| = \(worst)")
+        #expect(worst <= Self.tolerance, "max |Δlogit| \(worst) on \(name) (\(product))")
+        print("parity \(name) (\(product)): max |Δlogit| = \(worst)")
     }
 
     @Test func paddedBatchEqualsSingles() throws {
