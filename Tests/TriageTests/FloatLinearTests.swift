@@ -95,4 +95,25 @@ import TriageModel
             #expect(worst <= 2e-5, "\(kernel.name) vs OpenBLAS: max |Δlogit| \(worst)")
         }
     }
+
+    /// Each output of the native product is summed in the same order whatever the other rows,
+    /// so a sequence's logits in a packed batch are its logits alone, bit for bit (through
+    /// OpenBLAS only within rounding: it splits sums by the row count).
+    @Test func batchNeighboursChangeNoBitOnNativeProducts() throws {
+        let weights = try DistilBertWeights.load(directory: Paths.fixtures + "/parity/tiny72")
+        let seqs: [[Int32]] = [[101, 5, 6, 7, 102], [101, 9, 102], Array(1...40).map { Int32($0) },
+                               [101] + (0..<20).map { Int32($0 * 13 % 700 + 100) } + [102]]
+        var ws = Workspace()
+        for kernel in Self.nativeKernels {
+            for threads in [1, 2] {
+                let model = DistilBertModel(weights: weights, runtime: Runtime(threads: threads, kernels: kernel))
+                let batch = try model.forward(PackedSequences(tokens: seqs.flatMap { $0 }, lengths: seqs.map(\.count)), workspace: &ws)
+                for (i, s) in seqs.enumerated() {
+                    let single = try model.forward(PackedSequences(tokens: s, lengths: [s.count]), workspace: &ws)
+                    #expect(single.logits.map(\.bitPattern) == Array(batch.logits(i)).map(\.bitPattern),
+                            "\(kernel.name), \(threads) thread(s), sequence \(i)")
+                }
+            }
+        }
+    }
 }
