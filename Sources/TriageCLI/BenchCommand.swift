@@ -111,6 +111,7 @@ struct Bench: ParsableCommand {
                 ("machine", .object([
                     ("cpu", .string(cpu.modelName)), ("isa", .string(cpu.isaSummary)), ("cores", .int(cpu.logicalCores)),
                     ("threads", .int(threadCount)), ("int8_kernels", .array(int8Kernels.map { .string($0.name) })),
+                    ("fp32_products", .array(fp32Models.map { .string($0.0) })),
                     ("blas", .string(Runtime.blasConfiguration)),
                 ])),
                 ("model", .object([

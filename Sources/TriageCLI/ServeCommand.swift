@@ -96,6 +96,7 @@ struct Serve: AsyncParsableCommand {
             options.handleSignals = true
             logger.info("model loaded", metadata: ["model": "\(engine.modelVersion)",
                                                    "kernels": "\(engine.classifier.model.runtime.kernels.name)",
+                                                   "fp32_product": "\(engine.classifier.model.fp32Product ?? "none")",
                                                    "threads": "\(engine.classifier.model.runtime.threads)",
                                                    "api_key": "\(options.apiKey == nil ? "none" : "required")"])
         } catch {

@@ -293,6 +293,7 @@ public final class TriageServer: Sendable {
             ("labels", .array(c.labels.map { .string($0) })),
             ("out_of_scope_label", c.calibration.outOfScopeLabel.map { .string($0) } ?? .null),
             ("kernels", .string(c.model.runtime.kernels.name)),
+            ("fp32_product", c.model.fp32Product.map { .string($0) } ?? .null),
             ("threads", .int(c.model.runtime.threads)),
             ("payload_limit", .int(options.payloadLimit)),
             ("request_timeout_s", .number(limits.queue.requestTimeout)),

@@ -82,6 +82,12 @@ public final class DistilBertModel: Sendable {
     /// product of their own (or told to use OpenBLAS, `TRIAGE_FP32_KERNEL=openblas`).
     public let usesOpenBLAS: Bool
 
+    /// What multiplies the FP32 layers: "openblas" or the kernel set's name (nil when every
+    /// linear layer is INT8).
+    public var fp32Product: String? {
+        weights.hasFloatLinears ? (usesOpenBLAS ? "openblas" : runtime.kernels.name) : nil
+    }
+
     /// Loads OpenBLAS if this model needs it, or says why it cannot run: a box without it
     /// learns so when the model loads, not in the middle of a forward pass.
     public func requireProducts() throws {

@@ -156,6 +156,8 @@ extension HTTPTests {
         #expect(info["model_type"]?["classifier"]?["id2label"]?["0"]?.stringValue == classifier.labels[0])
         #expect(info["threads"]?.intValue == 2)
         #expect(info["kernels"]?.stringValue == classifier.model.runtime.kernels.name)
+        // What multiplies FP32 layers: none in an INT8 model.
+        #expect(info["fp32_product"] == .null)
 
         let health = try get(s.port, "/health")
         #expect(health.status == 200 && health.body.isEmpty)

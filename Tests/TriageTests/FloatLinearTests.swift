@@ -81,12 +81,14 @@ import TriageModel
         let input = PackedSequences(tokens: tokens, lengths: [tokens.count])
         var ws = Workspace()
         let blas = DistilBertModel(weights: weights, runtime: Runtime(threads: 1, kernels: KernelSet.portable))
-        #expect(blas.usesOpenBLAS)
+        #expect(blas.usesOpenBLAS && blas.fp32Product == "openblas")
+        let int8 = try Quantizer.quantizeInMemory(weights, embeddings: false)
+        #expect(DistilBertModel(weights: int8, runtime: Runtime(threads: 1, kernels: KernelSet.portable)).fp32Product == nil)
         let reference = try blas.forward(input, workspace: &ws).logits
         for kernel in Self.nativeKernels {
             let one = DistilBertModel(weights: weights, runtime: Runtime(threads: 1, kernels: kernel))
             let two = DistilBertModel(weights: weights, runtime: Runtime(threads: 2, kernels: kernel))
-            #expect(!one.usesOpenBLAS)
+            #expect(!one.usesOpenBLAS && one.fp32Product == kernel.name)
             #expect(DistilBertModel(weights: weights, runtime: Runtime(threads: 1, kernels: kernel.fp32ThroughOpenBLAS)).usesOpenBLAS)
             let a = try one.forward(input, workspace: &ws).logits
             let b = try two.forward(input, workspace: &ws).logits
