@@ -17,7 +17,7 @@ struct Triage: AsyncParsableCommand {
             Exit status: 0 on success, 1 when the work could not be done (missing model, bad file), \
             64 for a usage error.
             """,
-        subcommands: [Classify.self, Ask.self] + serveCommands + [ReportCommand.self, ReviewCommand.self, Sync.self, Eval.self, Tune.self, Tokenize.self, Quantize.self, Bench.self])
+        subcommands: [Classify.self, Ask.self] + serveCommands + [ReportCommand.self, ReviewCommand.self, Sync.self, Eval.self, Tune.self, Tokenize.self, Quantize.self, Pack.self, Bench.self])
 
     /// The commands a box runs once per query, parsed on their own. Parsing from the root,
     /// ArgumentParser reflects over every subcommand's arguments first (checking for a

@@ -312,19 +312,26 @@ public struct FloatLinearArguments {
 }
 
 /// An FP32 weight as `FloatKernels.linear` reads it: PyTorch's [N×K] matrix transposed and
-/// cut into blocks of 32 output columns, each block a contiguous [K × width] panel.
+/// cut into blocks of 32 output columns, each block a contiguous [K × width] panel (width 32,
+/// less for a last block of fewer columns), block after block: N × K floats in all. Laid out
+/// at load, or read in place from a file that stores them so (`triage pack`).
 public final class BlockedWeights: @unchecked Sendable {
     public static let blockWidth = 32
     public let outFeatures: Int
     public let inFeatures: Int
-    public let storage: FloatBuffer
+    /// The first panel; `outFeatures × inFeatures` floats.
+    public let panels: UnsafePointer<Float>
+    /// Keeps the memory behind `panels` alive: the buffer laid out at load, or the file.
+    private let owner: AnyObject
+    /// True when the panels are read in place from a file's mapping.
+    public let isMapped: Bool
     public var blockCount: Int { (outFeatures + Self.blockWidth - 1) / Self.blockWidth }
 
     /// From a row-major [n × k] weight (PyTorch layout).
     public init(_ w: UnsafePointer<Float>, outFeatures n: Int, inFeatures k: Int) {
         outFeatures = n
         inFeatures = k
-        storage = FloatBuffer(count: n * k)
+        let storage = FloatBuffer(count: n * k)
         let t = storage.pointer
         for c0 in stride(from: 0, to: n, by: Self.blockWidth) {
             let width = min(Self.blockWidth, n - c0)
@@ -334,17 +341,41 @@ public final class BlockedWeights: @unchecked Sendable {
                 for r in 0..<k { panel[r * width + c] = src[r] }
             }
         }
+        panels = UnsafePointer(t)
+        owner = storage
+        isMapped = false
+    }
+
+    /// Panels already laid out (n × k floats at `panels`), kept alive by `owner`.
+    public init(panels: UnsafePointer<Float>, owner: AnyObject, outFeatures n: Int, inFeatures k: Int) {
+        outFeatures = n
+        inFeatures = k
+        self.panels = panels
+        self.owner = owner
+        isMapped = true
     }
 
     @inlinable
     public func block(_ b: Int) -> UnsafePointer<Float> {
-        UnsafePointer(storage.pointer + b * Self.blockWidth * inFeatures)
+        panels + b * Self.blockWidth * inFeatures
     }
 
-    /// The weight at (output n, input k), read back (for tests).
+    /// The weight at (output n, input k), read back.
     public func weight(_ n: Int, _ k: Int) -> Float {
         let b = n / Self.blockWidth, width = min(Self.blockWidth, outFeatures - b * Self.blockWidth)
-        return storage.pointer[b * Self.blockWidth * inFeatures + k * width + n % Self.blockWidth]
+        return panels[b * Self.blockWidth * inFeatures + k * width + n % Self.blockWidth]
+    }
+
+    /// The weight back in PyTorch's row-major [N × K] order.
+    public func rowMajor() -> [Float] {
+        var w = [Float](repeating: 0, count: outFeatures * inFeatures)
+        for c0 in stride(from: 0, to: outFeatures, by: Self.blockWidth) {
+            let width = min(Self.blockWidth, outFeatures - c0), panel = panels + c0 * inFeatures
+            for r in 0..<inFeatures {
+                for c in 0..<width { w[(c0 + c) * inFeatures + r] = panel[r * width + c] }
+            }
+        }
+        return w
     }
 }
 

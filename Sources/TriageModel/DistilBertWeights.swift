@@ -170,9 +170,10 @@ public final class DistilBertWeights: @unchecked Sendable {
         var config = inConfig
         self.file = file
         let prefix = file.info("distilbert.embeddings.word_embeddings.weight") != nil ? "distilbert." : ""
-        let hasHead = ["classifier.weight", "pre_classifier.weight", "classifier.weight_packed"].contains { file.info($0) != nil }
+        let hasHead = ["classifier.weight", "pre_classifier.weight", "classifier.weight_packed", "classifier.weight_panels"]
+            .contains { file.info($0) != nil }
         if hasHead, config.labels.isEmpty,
-           let rows = (file.info("classifier.weight") ?? file.info("classifier.weight_scale"))?.shape.first {
+           let rows = (file.info("classifier.weight") ?? file.info("classifier.weight_scale") ?? file.info("classifier.bias"))?.shape.first {
             config.labels = (0..<rows).map { "LABEL_\($0)" }
         }
         self.config = config
@@ -184,6 +185,13 @@ public final class DistilBertWeights: @unchecked Sendable {
         if let layout, layout != Quantizer.packedLayout {
             throw ModelError("\(file.path) stores its INT8 weights in layout '\(layout)', which this triage cannot read (it reads '\(Quantizer.packedLayout)'); quantize the FP32 model again with this version")
         }
+        let panelLayout = file.metadata(FloatPanels.layoutKey)
+        if let panelLayout, panelLayout != FloatPanels.layout {
+            throw ModelError("\(file.path) stores its FP32 weights in layout '\(panelLayout)', which this triage cannot read (it reads '\(FloatPanels.layout)'); write it again with this version's `triage pack`")
+        }
+        if layout != nil && panelLayout != nil {
+            throw ModelError("\(file.path) declares both INT8 layout '\(layout!)' and FP32 layout '\(panelLayout!)'")
+        }
         switch file.metadata(Quantizer.attentionKey) {
         case nil: int8Attention = false
         case Int8Attention.scheme?: int8Attention = true
@@ -193,9 +201,11 @@ public final class DistilBertWeights: @unchecked Sendable {
         var inFeatures: [String: Int] = [:]
         for (name, _, k) in Self.linearLayers(config, prefix: prefix, head: hasHead) { inFeatures[name + ".weight"] = k }
         let packedLinears = layout == nil ? Set<String>() : Set(inFeatures.keys)
+        let panelLinears = panelLayout == nil ? Set<String>() : Set(inFeatures.keys)
         expected = expected.flatMap { (name, shape) -> [(String, [Int])] in
+            let base = String(name.dropLast(".weight".count)), n = shape.first ?? 0, k = shape.last ?? 0
+            if panelLinears.contains(name) { return [(base + ".weight_panels", [n * k])] }
             guard packedLinears.contains(name) else { return [(name, shape)] }
-            let base = String(name.dropLast(".weight".count)), n = shape[0], k = shape[1]
             return [(base + ".weight_packed", [(n + 15) / 16, (k + 3) / 4, 16, 4]),
                     (base + ".weight_scale", [n]), (base + ".weight_sum", [n])]
         }
@@ -210,7 +220,7 @@ public final class DistilBertWeights: @unchecked Sendable {
         for (name, shape) in expected {
             guard let t = file.info(name) else { missing.append(name); continue }
             if t.shape != shape { misShaped.append("\(name) is \(t.shape), expected \(shape)") }
-            let allowed: [DType] = name.hasSuffix(".weight_scale") ? [.F32]
+            let allowed: [DType] = name.hasSuffix(".weight_scale") || name.hasSuffix(".weight_panels") ? [.F32]
                 : name.hasSuffix(".weight_packed") ? [.I8] : name.hasSuffix(".weight_sum") ? [.I32]
                 : int8Allowed.contains(name) ? [.F32, .F16, .BF16, .I8] : [.F32, .F16, .BF16]
             if !allowed.contains(t.dtype) { badType.append("\(name) is \(t.dtype.rawValue)") }
@@ -261,8 +271,38 @@ public final class DistilBertWeights: @unchecked Sendable {
             }
             return values.withUnsafeBufferPointer { PackedInt8Matrix(weights: $0.baseAddress!, scales: scales, rows: n, columns: columns) }
         }
+        /// FP32 panels of one or more stacked layers: read in place from the mapping when they
+        /// lie back to back, aligned for floats and in whole blocks (as `triage pack` writes
+        /// them); otherwise put back in row-major order and laid out again as one matrix.
+        func panelStack(_ names: [String]) -> BlockedWeights {
+            let infos = names.map { file.info($0 + ".weight_panels")! }
+            let rows = names.map { file.info($0 + ".bias")!.shape[0] }
+            let n = rows.reduce(0, +), k = inFeatures[names[0] + ".weight"]!
+            let regions = infos.map { file.bytes(of: $0) }
+            let adjacent = zip(regions, regions.dropFirst()).allSatisfy { $0.baseAddress! + $0.count == $1.baseAddress! }
+            let start = regions[0].baseAddress!
+            if adjacent && rows.dropLast().allSatisfy({ $0 % BlockedWeights.blockWidth == 0 })
+                && Int(bitPattern: start) % MemoryLayout<Float>.alignment == 0 {
+                return BlockedWeights(panels: start.assumingMemoryBound(to: Float.self), owner: file, outFeatures: n, inFeatures: k)
+            }
+            var w: [Float] = []
+            w.reserveCapacity(n * k)
+            for (name, count) in zip(names, rows) {
+                let panels = try! file.floats(name + ".weight_panels")
+                w += panels.withUnsafeBufferPointer {
+                    BlockedWeights(panels: $0.baseAddress!, owner: file, outFeatures: count, inFeatures: k).rowMajor()
+                }
+            }
+            return w.withUnsafeBufferPointer { BlockedWeights($0.baseAddress!, outFeatures: n, inFeatures: k) }
+        }
         /// Several linear layers with the same input, stacked into one product (q, k, v).
         func linear(_ names: [String]) -> Linear {
+            if !panelLinears.isEmpty {
+                var bias: [Float] = []
+                for name in names { bias += try! file.floats(name + ".bias") }
+                let w = panelStack(names)
+                return Linear(weight: .float(w), bias: FloatBuffer(bias), inFeatures: w.inFeatures, outFeatures: w.outFeatures)
+            }
             if !packedLinears.isEmpty {
                 var bias: [Float] = []
                 for name in names { bias += try! file.floats(name + ".bias") }

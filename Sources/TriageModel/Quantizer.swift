@@ -23,8 +23,10 @@ public enum Quantizer {
     /// memory map with nothing to convert.
     public enum Layout: Sendable { case rowMajor, packed }
 
-    public static func quantize(_ source: SafeTensorsFile, config: DistilBertConfig,
+    public static func quantize(_ stored: SafeTensorsFile, config: DistilBertConfig,
                                 embeddings: Bool, layout: Layout = .packed, int8Attention: Bool = false) throws -> SafeTensorsWriter {
+        // A model written by `triage pack` holds its FP32 weights as panels: back to matrices first.
+        let source = try FloatPanels.rowMajorCopy(of: stored)
         let prefix = source.info("distilbert.embeddings.word_embeddings.weight") != nil ? "distilbert." : ""
         let hasHead = source.info("classifier.weight") != nil
         let linears = DistilBertWeights.linearLayers(config, prefix: prefix, head: hasHead).map { $0.0 + ".weight" }
@@ -93,18 +95,7 @@ public enum Quantizer {
         guard !weights.isInt8 else { throw ModelError("\(input) is already an INT8 model") }
         let writer = try quantize(weights.file, config: weights.config, embeddings: embeddings, layout: layout,
                                   int8Attention: int8Attention)
-        try FileSystem.createDirectory(output)
-        for name in ["config.json", "vocab.txt", "tokenizer_config.json", "tokenizer.json", "special_tokens_map.json",
-                     "triage.json", "answers.json", "DATA_LICENSE.txt", "LICENSE"] where FileSystem.exists(FileSystem.join(input, name)) {
-            try FileSystem.copyFile(from: FileSystem.join(input, name), to: FileSystem.join(output, name))
-        }
-        // the feature-distance statistics triage.json names (`oos_distance.file`), so that the copy
-        // of triage.json loads in the INT8 directory too
-        let triage = FileSystem.join(input, "triage.json")
-        if FileSystem.exists(triage), let file = try JSONValue.parse(FileSystem.readText(triage))["oos_distance"]?["file"]?.stringValue,
-           !file.contains("/"), FileSystem.exists(FileSystem.join(input, file)) {
-            try FileSystem.copyFile(from: FileSystem.join(input, file), to: FileSystem.join(output, file))
-        }
+        try copyCompanionFiles(from: input, to: output)
         let card = FileSystem.join(input, "README.md")
         if FileSystem.exists(card) {
             try FileSystem.writeAtomically(FileSystem.join(output, "README.md"),
@@ -112,6 +103,31 @@ public enum Quantizer {
                                                          layout: layout, int8Attention: int8Attention))
         }
         try writer.write(to: FileSystem.join(output, "model.safetensors"))
+    }
+
+    /// Creates `output` and copies into it what a model directory holds besides its weights
+    /// and card: config, tokenizer, calibration, answer book, licences, and the feature-distance
+    /// statistics triage.json names (`oos_distance.file`), so that the copy of triage.json loads
+    /// there too.
+    static func copyCompanionFiles(from input: String, to output: String) throws {
+        try FileSystem.createDirectory(output)
+        for name in ["config.json", "vocab.txt", "tokenizer_config.json", "tokenizer.json", "special_tokens_map.json",
+                     "triage.json", "answers.json", "DATA_LICENSE.txt", "LICENSE"] where FileSystem.exists(FileSystem.join(input, name)) {
+            try FileSystem.copyFile(from: FileSystem.join(input, name), to: FileSystem.join(output, name))
+        }
+        let triage = FileSystem.join(input, "triage.json")
+        if FileSystem.exists(triage), let file = try JSONValue.parse(FileSystem.readText(triage))["oos_distance"]?["file"]?.stringValue,
+           !file.contains("/"), FileSystem.exists(FileSystem.join(input, file)) {
+            try FileSystem.copyFile(from: FileSystem.join(input, file), to: FileSystem.join(output, file))
+        }
+    }
+
+    /// `card` with `note` after its YAML front matter (when it has one).
+    static func insertNote(_ note: String, into card: String) -> String {
+        if card.hasPrefix("---\n"), let end = card.dropFirst(3).firstRange(of: "\n---\n") {
+            return String(card[..<end.upperBound]) + "\n" + note + String(card[end.upperBound...])
+        }
+        return note + "\n" + card
     }
 
     /// The source model card with an INT8 note after its YAML front matter (when it has one).
@@ -130,10 +146,7 @@ public enum Quantizer {
             descriptions are those of the FP32 weights (`triage eval --int8` measures this one).
 
             """
-        if card.hasPrefix("---\n"), let end = card.dropFirst(3).firstRange(of: "\n---\n") {
-            return String(card[..<end.upperBound]) + "\n" + note + String(card[end.upperBound...])
-        }
-        return note + "\n" + card
+        return insertNote(note, into: card)
     }
 
     /// An INT8 copy of a model, built in memory (for `--int8` when none was written).

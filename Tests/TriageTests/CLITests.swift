@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 import TriageJSON
 import TriageKernels
+import TriageModel
 import TriageSystem
 import TriageTensors
 import TriageRecord
@@ -66,6 +67,33 @@ import TriageTestSupport
         let bad = try runTriage(["quantize", "--model", dir, "--attention", "int4", "--out", dir + "-x"])
         #expect(bad.status == 64)
         #expect(bad.stderr.contains("--attention must be float or int8"))
+        #expect(!FileSystem.exists(dir + "-x"))
+    }
+
+    /// `triage pack` on the shipped model (F16 on disk): the copy classifies byte for byte as
+    /// the source, and every linear layer is read in place from the file's mapping.
+    @Test func packWritesPanelsThatLoadAsAMemoryMap() throws {
+        let dir = NSTemporaryDirectory() + "triage-pack-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = try runTriage(["pack", "--model", Paths.shippedModel, "--out", dir])
+        #expect(p.status == 0, "\(p.stderr)")
+        #expect(p.stderr.contains("packed ") && p.stderr.contains(dir))
+        let queries = ["I still have not received my new card", "how do I top up with apple pay", "what is the weather in lima"]
+        let source = try runTriage(["classify", "--json", "--model", Paths.shippedModel] + queries)
+        let packed = try runTriage(["classify", "--json", "--model", dir] + queries)
+        #expect(packed.status == 0, "\(packed.stderr)")
+        #expect(packed.stdout == source.stdout && !packed.stdout.isEmpty)
+        let weights = try DistilBertWeights.load(directory: dir)
+        let linears = weights.layers.flatMap { [$0.qkv, $0.outLin, $0.lin1, $0.lin2] } + [weights.head!.preClassifier, weights.head!.classifier]
+        for l in linears {
+            guard case let .float(w) = l.weight else { Issue.record("not FP32"); continue }
+            #expect(w.isMapped)
+        }
+        let card = try FileSystem.readText(dir + "/README.md")
+        #expect(card.contains("FP32 panels copy"))
+        // An INT8 model cannot be packed; the message says why, exit 1.
+        let int8 = try runTriage(["pack", "--model", Paths.shippedModel + "-int8", "--out", dir + "-x"])
+        #expect(int8.status == 1 && int8.stderr.contains("is an INT8 model"), "\(int8.stderr)")
         #expect(!FileSystem.exists(dir + "-x"))
     }
 
