@@ -132,7 +132,7 @@ public enum OpenAPIDocument {
                "tokenization_workers": {"type": "integer"}, "version": {"type": "string"},
                "sha": {"type": ["string", "null"]}, "docker_label": {"type": ["string", "null"]},
                "labels": {"type": "array", "items": {"type": "string"}}, "out_of_scope_label": {"type": ["string", "null"]},
-               "kernels": {"type": "string"}, "threads": {"type": "integer"}, "payload_limit": {"type": "integer"},
+               "kernels": {"type": "string"}, "fp32_product": {"type": ["string", "null"], "description": "What multiplies FP32 linear layers: the kernel set (avx2) or openblas; null for an INT8 model."}, "threads": {"type": "integer"}, "payload_limit": {"type": "integer"},
                "request_timeout_s": {"type": "number"}, "triage_version": {"type": "string"}}},
              "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}, "model": {"type": "string"}}},
              "PrometheusText": {"type": "string"},
