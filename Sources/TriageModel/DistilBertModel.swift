@@ -218,10 +218,12 @@ public final class DistilBertModel: Sendable {
             let row = scores + chunk * perChunk
             for task in (tasks * chunk / chunks)..<(tasks * (chunk + 1) / chunks) {
                 let n = lengths[task / c.nHeads]
-                for _ in 0..<min(queriesPerSequence ?? n, n) {
-                    for j in 0..<n { row[j] = Float(j & 7) * 0.125 }
-                    softmax(row, n)
-                }
+                // Filled once per head, then each query's softmax runs on the row the one before
+                // left: its cost does not depend on the values (no branch on them), and a fill
+                // per query (as first written) booked ~15 % more to softmax at 128 keys (INT8,
+                // one thread: 1.13–1.15 → 0.97 ms), time that belonged to nothing in the pass.
+                for j in 0..<n { row[j] = Float(j & 7) * 0.125 }
+                for _ in 0..<min(queriesPerSequence ?? n, n) { softmax(row, n) }
             }
         }
         let fill = ForwardProfile.now()
