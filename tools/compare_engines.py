@@ -15,7 +15,8 @@ machine hits every engine alike):
   * CTranslate2, "CT2" (`ctranslate2.converters.TransformersConverter`, which converts the
     DistilBertModel encoder; the classification head — pre_classifier, ReLU, classifier — is
     not part of a CT2 encoder, so it runs in NumPy on the [CLS] row, inside the timed call),
-  * triage FP32 (`triage bench --json`, one subprocess per length);
+  * triage FP32 (`triage bench --json`, one subprocess per length): its default FP32 product
+    (the AVX2 kernel where the CPU has AVX2), and through OpenBLAS as an extra column;
   INT8
   * ORT and ORT-opt with `onnxruntime.quantization.quantize_dynamic` (default settings:
     per-tensor QInt8 weights, dynamic activation scales),
