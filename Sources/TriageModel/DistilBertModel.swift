@@ -221,7 +221,7 @@ public final class DistilBertModel: Sendable {
                 // Filled once per head, then each query's softmax runs on the row the one before
                 // left: its cost does not depend on the values (no branch on them), and a fill
                 // per query (as first written) booked ~15 % more to softmax at 128 keys (INT8,
-                // one thread: 1.13–1.15 → 0.97 ms), time that belonged to nothing in the pass.
+                // one thread: 1.13–1.15 → 0.97 ms), time then taken from attention products.
                 for j in 0..<n { row[j] = Float(j & 7) * 0.125 }
                 for _ in 0..<min(queriesPerSequence ?? n, n) { softmax(row, n) }
             }
