@@ -24,9 +24,7 @@ struct Pack: ParsableCommand {
     func run() throws {
         try TriageCLI.run {
             let input = try modelOptions.resolve()
-            var base = input
-            while base.count > 1 && base.hasSuffix("/") { base.removeLast() }
-            let output = out ?? base + "-panels"
+            let output = out ?? FileSystem.sibling(of: input, suffix: "-panels")
             let start = Clock.seconds()
             try FloatPanels.packDirectory(from: input, to: output)
             let inSize = FileSystem.fileSize(FileSystem.join(input, "model.safetensors")) ?? 0

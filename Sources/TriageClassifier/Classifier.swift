@@ -203,9 +203,7 @@ public final class Classifier: Sendable {
 
     /// Where the INT8 twin of a model directory lives.
     public static func int8Directory(for directory: String) -> String {
-        var d = directory
-        while d.count > 1 && d.hasSuffix("/") { d.removeLast() }
-        return d + "-int8"
+        FileSystem.sibling(of: directory, suffix: "-int8")
     }
 
     public static func load(directory: String, options: Options = Options()) throws -> Classifier {

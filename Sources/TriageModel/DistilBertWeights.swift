@@ -240,6 +240,11 @@ public final class DistilBertWeights: @unchecked Sendable {
         func layerNorm(_ name: String) -> LayerNormWeights {
             LayerNormWeights(gamma: floats(name + ".weight"), beta: floats(name + ".bias"))
         }
+        /// True when each tensor's bytes end where the next one's begin (a stack that can be
+        /// read in place as one matrix).
+        func backToBack(_ regions: [UnsafeRawBufferPointer]) -> Bool {
+            zip(regions, regions.dropFirst()).allSatisfy { $0.baseAddress! + $0.count == $1.baseAddress! }
+        }
         /// Packed INT8 weights of one or more stacked layers: read in place from the mapping
         /// when they lie back to back, aligned and in whole blocks (as `triage quantize`
         /// writes them); otherwise unpacked and packed again as one matrix.
@@ -253,9 +258,8 @@ public final class DistilBertWeights: @unchecked Sendable {
                 sums += try! file.int32s(name + ".weight_sum")
             }
             let regions = infos.map { file.bytes(of: $0) }
-            let adjacent = zip(regions, regions.dropFirst()).allSatisfy { $0.baseAddress! + $0.count == $1.baseAddress! }
             let start = regions[0].baseAddress!
-            if adjacent && rows.dropLast().allSatisfy({ $0 % 16 == 0 }) && Int(bitPattern: start) % 64 == 0 {
+            if backToBack(regions) && rows.dropLast().allSatisfy({ $0 % 16 == 0 }) && Int(bitPattern: start) % 64 == 0 {
                 return PackedInt8Matrix(packed: start.assumingMemoryBound(to: Int8.self), owner: file,
                                         scales: scales, sums: sums, rows: n, columns: columns)
             }
@@ -279,9 +283,8 @@ public final class DistilBertWeights: @unchecked Sendable {
             let rows = names.map { file.info($0 + ".bias")!.shape[0] }
             let n = rows.reduce(0, +), k = inFeatures[names[0] + ".weight"]!
             let regions = infos.map { file.bytes(of: $0) }
-            let adjacent = zip(regions, regions.dropFirst()).allSatisfy { $0.baseAddress! + $0.count == $1.baseAddress! }
             let start = regions[0].baseAddress!
-            if adjacent && rows.dropLast().allSatisfy({ $0 % BlockedWeights.blockWidth == 0 })
+            if backToBack(regions) && rows.dropLast().allSatisfy({ $0 % BlockedWeights.blockWidth == 0 })
                 && Int(bitPattern: start) % MemoryLayout<Float>.alignment == 0 {
                 return BlockedWeights(panels: start.assumingMemoryBound(to: Float.self), owner: file, outFeatures: n, inFeatures: k)
             }

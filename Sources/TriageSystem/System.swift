@@ -161,6 +161,13 @@ public enum FileSystem {
         try writeAtomically(dst, bytes: try readBytes(src))
     }
 
+    /// A sibling of directory `dir` named by a suffix ("weights/m/" + "-int8" → "weights/m-int8").
+    public static func sibling(of dir: String, suffix: String) -> String {
+        var d = dir
+        while d.count > 1 && d.hasSuffix("/") { d.removeLast() }
+        return d + suffix
+    }
+
     public static func join(_ a: String, _ b: String) -> String {
         if a.isEmpty { return b }
         return a.hasSuffix("/") ? a + b : a + "/" + b
